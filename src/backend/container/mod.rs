@@ -1,0 +1,216 @@
+//! The container backend: a hardened Docker container per run, driven through bollard.
+//!
+//! For native-extension workloads (numpy, pandas) the wasm guest cannot carry. Each run
+//! gets a new container from the runtime image that `stratbox image build` makes (see
+//! [`crate::image`]); the shared runner inside it reads the strategy and its input from
+//! stdin, checks its own confinement, runs the strategy and reports how it ended.
+//!
+//! What the container gets, by construction ([`config::ContainerSpec`]):
+//! - no network (`network_mode = none`); no host files except the job's data directory,
+//!   read-only and non-recursive, at `/data`; no environment from the host;
+//! - a read-only root file system; `/tmp` is a tmpfs capped at `container.tmp-size`,
+//!   mounted `noexec,nosuid,nodev`; no `/dev/shm` (`ipc = none`);
+//! - memory limit `limits.memory` with swap equal to it (no swap), CPU quota
+//!   `container.cpus`, pids limit `container.max-pids`;
+//! - rlimits: `nofile` and `fsize` from the policy, `core` 0, `cpu` from `limits.cpu-time`
+//!   (SIGXCPU, then SIGKILL one second later);
+//! - user 10001 (never root), every capability dropped, no-new-privileges, the engine's
+//!   default seccomp profile (or a pinned one the policy names; never unconfined), tini as
+//!   PID 1 reaping children, its own cgroup namespace, engine logging off.
+//!
+//! Swap equal to memory means no swap at all. On cgroup v1 that needs swap accounting
+//! (`memory.memsw.*` files; `docker info` reports `SwapLimit: true`); without it the engine
+//! drops the swap limit with a warning and a container may page out beyond its memory limit
+//! into the host's swap, if the host has any. The memory limit itself holds either way.
+//!
+//! Before the strategy starts, the runner confirms from `/proc/self/status` that
+//! `Seccomp` is 2, `NoNewPrivs` is 1, `CapEff` is zero and the uid is not 0; otherwise the
+//! strategy never runs and the run is `unavailable` ([`ContainerError::Preflight`]).
+//!
+//! How a run ends, and the outcome it gets (the same `status`/`reason` as the wasm backend
+//! for the same limit):
+//!
+//! | what happened                                       | status / reason     |
+//! |-----------------------------------------------------|---------------------|
+//! | the wall deadline passed (the container is killed)  | killed / deadline   |
+//! | RLIMIT_CPU: SIGXCPU (exit 152), or SIGKILL after it | killed / cpu        |
+//! | OOM kill (`State.OOMKilled`), or Python MemoryError | killed / memory     |
+//! | output past a cap under `output-overflow = "kill"`  | killed / output     |
+//! | SIGXFSZ (exit 153; CPython ignores it, so rare)     | killed / disk       |
+//! | fork bomb: the pids limit makes `fork` fail (EAGAIN)| error, exit 1, `BlockingIOError` in stderr |
+//! | `/tmp` full, file past `max-file-size`              | error (`OSError` ENOSPC / EFBIG in stderr) |
+//! | the engine cannot be reached                        | unavailable (names the socket) |
+//! | the image is missing                                | unavailable (names `stratbox image build`) |
+//!
+//! A fork bomb is contained, not reported as `killed`/`pids`: the pids cgroup refuses new
+//! processes, which Python raises as `BlockingIOError: [Errno 11] Resource temporarily
+//! unavailable`, and the engine offers no record of the refusal after the container is gone.
+//!
+//! The container is removed on every path: explicitly after each run, and by a drop guard
+//! ([`guard::ContainerGuard`]) when the run's future is dropped (Ctrl-C in the CLI) or
+//! unwinds (panic). Every container is named `stratbox-<random>` and labelled
+//! `org.stratbox.run=1`, so leftovers can be listed with
+//! `docker ps -a --filter label=org.stratbox.run`.
+
+pub mod capture;
+pub mod config;
+pub mod engine;
+pub mod guard;
+mod run;
+pub mod seccomp;
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use bollard::ClientVersion;
+
+use super::{Backend, BackendError, Execution, Job};
+use crate::image::ImageSpec;
+use crate::policy::Policy;
+use crate::route::BackendKind;
+
+pub use config::{ContainerSpec, RUN_LABEL};
+pub use engine::{Engine, EngineError};
+pub use seccomp::SeccompProfile;
+
+/// The command that builds the runtime image.
+pub const IMAGE_BUILD_COMMAND: &str = "stratbox image build";
+
+/// The container backend could not run a strategy.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// The engine is not reachable (the message names the address tried).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The runtime image is not in the engine.
+    #[error("the container image {image} is missing; build it with `{IMAGE_BUILD_COMMAND}`")]
+    ImageMissing {
+        /// The tag looked for.
+        image: String,
+    },
+    /// An engine request failed.
+    #[error("container engine error while {action}")]
+    Api {
+        /// What was being done (`starting container stratbox-…`).
+        action: String,
+        /// The client error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+    /// The data directory cannot be granted.
+    #[error("cannot grant {} as /data", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The policy's seccomp profile cannot be used.
+    #[error("seccomp profile `{name}`: {message}")]
+    Seccomp {
+        /// The name or path the policy gave.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The runner found the confinement not in force; the strategy was not started.
+    #[error("the container's confinement is not in force ({detail}); the strategy was not started")]
+    Preflight {
+        /// Which checks failed.
+        detail: String,
+    },
+}
+
+/// Runs strategies in hardened containers.
+///
+/// `ContainerBackend::default()` uses the image of this build of stratbox
+/// ([`ImageSpec::current`]) and the engine at `DOCKER_HOST` (else
+/// `unix:///var/run/docker.sock`). It connects lazily, on the first run, and negotiates
+/// the API version once; each run then uses a fresh client, so a backend may be shared
+/// across runtimes.
+#[derive(Debug, Default)]
+pub struct ContainerBackend {
+    image: Option<String>,
+    docker_host: Option<String>,
+    api_version: OnceLock<ClientVersion>,
+}
+
+impl ContainerBackend {
+    /// The default backend (see the type's docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs strategies in `image` instead of the current runtime image.
+    pub fn with_image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+
+    /// Uses the engine at `host` (`unix:///path` or `tcp://host:port`) instead of
+    /// `DOCKER_HOST` or the default socket.
+    pub fn with_docker_host(mut self, host: impl Into<String>) -> Self {
+        self.docker_host = Some(host.into());
+        self
+    }
+
+    /// The image runs use.
+    pub fn image(&self) -> String {
+        self.image
+            .clone()
+            .unwrap_or_else(|| ImageSpec::current().tag())
+    }
+
+    /// Connects to the engine (negotiating the API version on first use).
+    pub async fn engine(&self) -> Result<Engine, EngineError> {
+        let host = self.docker_host.as_deref();
+        if let Some(version) = self.api_version.get() {
+            return Engine::with_version(host, version);
+        }
+        let engine = Engine::connect(host).await?;
+        let _ = self.api_version.set(*engine.api_version());
+        Ok(engine)
+    }
+
+    /// Runs one job (the [`Backend`] entry point, with the concrete error type).
+    pub async fn run(&self, job: &Job<'_>, policy: &Policy) -> Result<Execution, ContainerError> {
+        let image = self.image();
+        let name = format!("stratbox-{}", random_hex());
+        let spec = ContainerSpec::new(policy, &image, &name, job.data_dir)?;
+        let engine = self.engine().await?;
+        run::run(&engine, &spec, job, policy).await
+    }
+}
+
+impl Backend for ContainerBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Container
+    }
+
+    async fn execute(&self, job: &Job<'_>, policy: &Policy) -> Result<Execution, BackendError> {
+        Ok(self.run(job, policy).await?)
+    }
+}
+
+/// 16 random hex digits (64 bits from the kernel's random pool), for container names and
+/// result nonces.
+pub(crate) fn random_hex() -> String {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 8];
+    let from_kernel =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    if from_kernel.is_err() {
+        // The standard library's hasher keys are seeded from the OS's randomness.
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        bytes = hasher.finish().to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,427 @@
+//! One run: create, attach, start, feed stdin, stream output, enforce the deadline, read
+//! the ending, remove.
+
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, KillContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
+};
+use futures_util::StreamExt as _;
+use tokio::io::AsyncWriteExt as _;
+
+use super::ContainerError;
+use super::capture::{Capped, RunnerResult, Stderr, text};
+use super::config::ContainerSpec;
+use super::engine::Engine;
+use super::guard::ContainerGuard;
+use crate::backend::{Execution, Job};
+use crate::outcome::{Reason, Status, Truncated, Usage};
+use crate::policy::{OutputOverflow, Policy};
+
+/// How long the engine may take to stop a container after a kill.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Exit status of a process killed by signal `n`, as tini reports it.
+const fn killed_by(signal: i64) -> i64 {
+    128 + signal
+}
+const SIGKILL: i64 = 9;
+const SIGXCPU: i64 = 24;
+const SIGXFSZ: i64 = 25;
+
+/// Why the run stopped, as the host saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// The container's output ended and it exited by itself.
+    Exited,
+    /// The wall deadline passed; the container was killed.
+    Deadline,
+    /// An output cap was passed under `output-overflow = "kill"`; the container was killed.
+    Output,
+}
+
+/// Runs `job` in a new container and removes it.
+pub(super) async fn run(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    job: &Job<'_>,
+    policy: &Policy,
+) -> Result<Execution, ContainerError> {
+    let docker = engine.docker();
+    let api = |action: &str, name: &str| {
+        let action = format!("{action} container {name}");
+        move |source| ContainerError::Api { action, source }
+    };
+    let created = docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::new()
+                    .name(&spec.name)
+                    .build(),
+            ),
+            spec.create_body(),
+        )
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {
+            return Err(ContainerError::ImageMissing {
+                image: spec.image.clone(),
+            });
+        }
+        Err(source) => return Err(api("creating", &spec.name)(source)),
+    }
+    let guard = ContainerGuard::new(engine.clone(), spec.name.clone());
+    let result = attach_and_run(engine, spec, job, policy).await;
+    let removed = guard.remove().await;
+    let execution = result?;
+    removed.map_err(api("removing", &spec.name))?;
+    execution.into_execution()
+}
+
+/// What a run produced, before it is classified.
+struct Raw {
+    stop: Stop,
+    stdout: Capped,
+    stderr: Stderr,
+    nonce: String,
+    exit_code: Option<i64>,
+    oom_killed: bool,
+    wall: Duration,
+    cpu_seconds: i64,
+    cpus: f64,
+    kill_on_overflow: bool,
+}
+
+async fn attach_and_run(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    job: &Job<'_>,
+    policy: &Policy,
+) -> Result<Raw, ContainerError> {
+    let docker = engine.docker();
+    let name = spec.name.as_str();
+    let api = |action: &str| {
+        let action = format!("{action} container {name}");
+        move |source| ContainerError::Api { action, source }
+    };
+    let attach_options = AttachContainerOptionsBuilder::new()
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .logs(false)
+        .build();
+    let attached = docker
+        .attach_container(name, Some(attach_options))
+        .await
+        .map_err(api("attaching to"))?;
+    let output = attached.output;
+    let mut input = attached.input;
+
+    docker
+        .start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(api("starting"))?;
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::from_std(started + policy.limits.wall_time);
+
+    let nonce = super::random_hex();
+    let header = serde_json::json!({
+        "nonce": nonce,
+        "source_len": job.source.len(),
+        "filename": job.filename,
+    });
+    let feed = async move {
+        let mut frame = header.to_string().into_bytes();
+        frame.push(b'\n');
+        // Errors mean the container stopped reading (it exited, or never reads its
+        // input): not a failure of the run.
+        let _ = async {
+            input.write_all(&frame).await?;
+            input.write_all(job.source.as_bytes()).await?;
+            input.write_all(job.input).await?;
+            input.shutdown().await
+        }
+        .await;
+    };
+
+    let kill_on_overflow = policy.limits.output_overflow == OutputOverflow::Kill;
+    let mut stdout = Capped::new(cap(policy.limits.stdout_bytes));
+    let mut stderr = Stderr::new(cap(policy.limits.stderr_bytes));
+    let drain = async {
+        // The stream is moved in, so that it is closed as soon as reading stops: an engine
+        // cannot finish a kill while it is blocked writing output nobody reads.
+        let mut output = output;
+        while let Some(frame) = output.next().await {
+            let over = match frame {
+                Ok(LogOutput::StdOut { message }) => stdout.push(&message),
+                Ok(LogOutput::StdErr { message }) => stderr.push(&message),
+                Ok(LogOutput::StdIn { .. } | LogOutput::Console { .. }) => false,
+                // The attach connection broke: the container is gone or the engine
+                // failed; `wait` below tells which.
+                Err(_) => break,
+            };
+            if over && kill_on_overflow {
+                return Stop::Output;
+            }
+        }
+        Stop::Exited
+    };
+
+    let wait_exit = || async {
+        let options = WaitContainerOptionsBuilder::new()
+            .condition("not-running")
+            .build();
+        let mut waits = docker.wait_container(name, Some(options));
+        match waits.next().await {
+            None
+            | Some(Ok(_))
+            | Some(Err(bollard::errors::Error::DockerContainerWaitError { .. })) => Ok(()),
+            Some(Err(source)) => Err(api("waiting for")(source)),
+        }
+    };
+
+    let stop = {
+        tokio::pin!(feed);
+        tokio::pin!(drain);
+        let mut fed = false;
+        let within_deadline = async {
+            let stop = loop {
+                tokio::select! {
+                    stop = &mut drain => break stop,
+                    () = &mut feed, if !fed => fed = true,
+                }
+            };
+            if stop == Stop::Exited {
+                wait_exit().await?;
+            }
+            Ok::<_, ContainerError>(stop)
+        };
+        match tokio::time::timeout_at(deadline, within_deadline).await {
+            Ok(stop) => stop?,
+            Err(_elapsed) => Stop::Deadline,
+        }
+    };
+    let wall = started.elapsed();
+
+    if stop != Stop::Exited {
+        let kill = KillContainerOptionsBuilder::new().signal("KILL").build();
+        match docker.kill_container(name, Some(kill)).await {
+            // 409: it exited by itself meanwhile.
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {}
+            Err(source) => return Err(api("killing")(source)),
+        }
+        tokio::time::timeout(STOP_GRACE, wait_exit())
+            .await
+            .map_err(|_elapsed| ContainerError::Api {
+                action: format!("waiting for killed container {name}"),
+                source: bollard::errors::Error::RequestTimeoutError,
+            })??;
+    }
+
+    let state = docker
+        .inspect_container(
+            name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .map_err(api("inspecting"))?
+        .state
+        .unwrap_or_default();
+    Ok(Raw {
+        stop,
+        stdout,
+        stderr,
+        nonce,
+        exit_code: state.exit_code,
+        oom_killed: state.oom_killed.unwrap_or(false),
+        wall,
+        cpu_seconds: spec.cpu_seconds,
+        cpus: spec.nano_cpus as f64 / 1e9,
+        kill_on_overflow,
+    })
+}
+
+fn cap(bytes: u64) -> usize {
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+impl Raw {
+    /// Classifies the ending (see the module docs of `container` for the table).
+    fn into_execution(self) -> Result<Execution, ContainerError> {
+        let (stdout, stdout_truncated) = self.stdout.finish();
+        let (stderr, stderr_truncated, result) = self.stderr.finish(&self.nonce);
+        if let Some(RunnerResult { ending, detail, .. }) = &result
+            && ending == "preflight"
+        {
+            return Err(ContainerError::Preflight {
+                detail: detail.clone().unwrap_or_default(),
+            });
+        }
+        let overflowed = stdout_truncated || stderr_truncated;
+        let killed = |reason| (Status::Killed, Some(reason), None, None);
+        let (status, reason, exit_code, message) = match (self.stop, &result) {
+            (Stop::Deadline, _) => killed(Reason::Deadline),
+            (Stop::Output, _) => killed(Reason::Output),
+            (Stop::Exited, _) if overflowed && self.kill_on_overflow => killed(Reason::Output),
+            (Stop::Exited, _) if self.oom_killed => killed(Reason::Memory),
+            (Stop::Exited, Some(r)) => match r.ending.as_str() {
+                "ok" => (Status::Ok, None, Some(r.exit_code), None),
+                "memory" => killed(Reason::Memory),
+                // "exception", "exit", and anything a newer runner may add.
+                _ => (Status::Error, None, Some(r.exit_code), None),
+            },
+            (Stop::Exited, None) => match self.exit_code {
+                Some(code) if code == killed_by(SIGXCPU) => killed(Reason::Cpu),
+                Some(code) if code == killed_by(SIGXFSZ) => killed(Reason::Disk),
+                // SIGKILL without an OOM kill: the hard RLIMIT_CPU (a strategy that ignored
+                // SIGXCPU) if it can have used that much CPU, else someone else's kill.
+                Some(code)
+                    if code == killed_by(SIGKILL)
+                        && self.wall.as_secs_f64() * self.cpus.max(1.0)
+                            >= self.cpu_seconds as f64 * 0.9 =>
+                {
+                    killed(Reason::Cpu)
+                }
+                Some(code) => (
+                    Status::Error,
+                    None,
+                    Some(i32::try_from(code).unwrap_or(i32::MAX)),
+                    Some(match code {
+                        129..=159 => format!(
+                            "the strategy's process ended on signal {} without reporting",
+                            code - 128
+                        ),
+                        _ => format!("the strategy's process exited with {code} without reporting"),
+                    }),
+                ),
+                None => (
+                    Status::Error,
+                    None,
+                    None,
+                    Some("the container ended without an exit code".to_owned()),
+                ),
+            },
+        };
+        Ok(Execution {
+            status,
+            reason,
+            message,
+            exit_code,
+            stdout: text(stdout),
+            stderr: text(stderr),
+            truncated: Truncated {
+                stdout: stdout_truncated,
+                stderr: stderr_truncated,
+            },
+            usage: Usage {
+                wall_ms: self.wall.as_secs_f64() * 1e3,
+                fuel: 0,
+                memory_peak_bytes: 0,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(stop: Stop, exit_code: Option<i64>, stderr: &str) -> Raw {
+        let mut err = Stderr::new(1024);
+        err.push(stderr.as_bytes());
+        Raw {
+            stop,
+            stdout: Capped::new(1024),
+            stderr: err,
+            nonce: "n".to_owned(),
+            exit_code,
+            oom_killed: false,
+            wall: Duration::from_secs(2),
+            cpu_seconds: 2,
+            cpus: 1.0,
+            kill_on_overflow: false,
+        }
+    }
+
+    fn result(ending: &str, code: i32) -> String {
+        format!("\n@stratbox-result n {{\"ending\": \"{ending}\", \"exit_code\": {code}}}\n")
+    }
+
+    fn classify(raw: Raw) -> (Status, Option<Reason>, Option<i32>) {
+        let e = raw.into_execution().expect("execution");
+        (e.status, e.reason, e.exit_code)
+    }
+
+    #[test]
+    fn runner_endings() {
+        assert_eq!(
+            classify(raw(Stop::Exited, Some(0), &result("ok", 0))),
+            (Status::Ok, None, Some(0))
+        );
+        assert_eq!(
+            classify(raw(Stop::Exited, Some(3), &result("exit", 3))),
+            (Status::Error, None, Some(3))
+        );
+        assert_eq!(
+            classify(raw(Stop::Exited, Some(1), &result("memory", 1))),
+            (Status::Killed, Some(Reason::Memory), None)
+        );
+    }
+
+    #[test]
+    fn preflight_failure_is_an_error_not_an_outcome() {
+        let line = "\n@stratbox-result n {\"ending\": \"preflight\", \"exit_code\": 125, \"detail\": \"Seccomp is '0'\"}\n";
+        let err = raw(Stop::Exited, Some(125), line)
+            .into_execution()
+            .expect_err("refused");
+        assert!(err.to_string().contains("Seccomp is '0'"), "{err}");
+    }
+
+    #[test]
+    fn host_side_stops() {
+        assert_eq!(
+            classify(raw(Stop::Deadline, Some(137), "")),
+            (Status::Killed, Some(Reason::Deadline), None)
+        );
+        assert_eq!(
+            classify(raw(Stop::Output, Some(137), "")),
+            (Status::Killed, Some(Reason::Output), None)
+        );
+        let mut oom = raw(Stop::Exited, Some(137), "");
+        oom.oom_killed = true;
+        assert_eq!(classify(oom), (Status::Killed, Some(Reason::Memory), None));
+    }
+
+    #[test]
+    fn signals_without_a_result() {
+        assert_eq!(
+            classify(raw(Stop::Exited, Some(killed_by(SIGXCPU)), "")),
+            (Status::Killed, Some(Reason::Cpu), None)
+        );
+        assert_eq!(
+            classify(raw(Stop::Exited, Some(killed_by(SIGXFSZ)), "")),
+            (Status::Killed, Some(Reason::Disk), None)
+        );
+        // SIGKILL long before the CPU limit could be reached: not the CPU limit.
+        let mut early = raw(Stop::Exited, Some(137), "");
+        early.wall = Duration::from_millis(100);
+        assert_eq!(classify(early), (Status::Error, None, Some(137)));
+        // os._exit(5) skips the runner's report.
+        assert_eq!(
+            classify(raw(Stop::Exited, Some(5), "")),
+            (Status::Error, None, Some(5))
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! The backends that run a strategy: a small trait, and an enum that dispatches to each.
+
+pub mod container;
+pub mod wasm;
+
+use std::future::Future;
+use std::path::Path;
+
+use crate::outcome::{Reason, Status, Truncated, Usage};
+use crate::policy::Policy;
+use crate::route::BackendKind;
+
+pub use container::{ContainerBackend, ContainerError};
+pub use wasm::{WasmBackend, WasmError};
+
+/// One strategy to run.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// The strategy's source code.
+    pub source: &'a str,
+    /// The name tracebacks show for it (e.g. `sma_crossover.py`).
+    pub filename: &'a str,
+    /// The input document, given to the strategy on stdin.
+    pub input: &'a [u8],
+    /// A host directory granted read-only at `/data`, if any.
+    pub data_dir: Option<&'a Path>,
+}
+
+/// How a backend saw a run end: the backend-specific part of an [`Outcome`].
+///
+/// [`Outcome`]: crate::outcome::Outcome
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    /// `Ok`, `Error` or `Killed` (never `Rejected` or `Unavailable`: those are `Err`s or
+    /// decided before a backend is called).
+    pub status: Status,
+    pub reason: Option<Reason>,
+    /// Detail for an `Error` that did not come from the strategy itself (a guest trap).
+    pub message: Option<String>,
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub truncated: Truncated,
+    pub usage: Usage,
+}
+
+/// Something that can run a strategy under a policy.
+pub trait Backend {
+    /// Which backend this is.
+    fn kind(&self) -> BackendKind;
+
+    /// Runs one strategy in a fresh, isolated instance. A strategy that fails or hits a
+    /// limit is an `Ok(Execution)`; `Err` means the sandbox could not do its job.
+    fn execute(
+        &self,
+        job: &Job<'_>,
+        policy: &Policy,
+    ) -> impl Future<Output = Result<Execution, BackendError>> + Send;
+}
+
+/// The sandbox could not run a strategy.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error(transparent)]
+    Wasm(#[from] WasmError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
+
+/// Either backend, dispatched by variant.
+#[derive(Debug)]
+pub enum AnyBackend {
+    Wasm(WasmBackend),
+    Container(ContainerBackend),
+}
+
+impl Backend for AnyBackend {
+    fn kind(&self) -> BackendKind {
+        match self {
+            AnyBackend::Wasm(backend) => backend.kind(),
+            AnyBackend::Container(backend) => backend.kind(),
+        }
+    }
+
+    async fn execute(&self, job: &Job<'_>, policy: &Policy) -> Result<Execution, BackendError> {
+        match self {
+            AnyBackend::Wasm(backend) => backend.execute(job, policy).await,
+            AnyBackend::Container(backend) => backend.execute(job, policy).await,
+        }
+    }
+}

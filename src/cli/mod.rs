@@ -1,0 +1,141 @@
+//! The command line: clap definitions here, one file per subcommand.
+
+mod doctor;
+mod image;
+mod run;
+mod source;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use stratbox::BackendKind;
+
+/// Run untrusted Python strategies in a sandbox and report what happened.
+#[derive(Debug, Parser)]
+#[command(name = "stratbox", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate, route and run a strategy.
+    Run(RunArgs),
+    /// Report what works on this machine: guest, cache, engine, image, seccomp.
+    Doctor(DoctorArgs),
+    /// Manage the container backend's runtime image.
+    Image(ImageArgs),
+}
+
+/// Which backend runs the strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// Let the router decide from the imports.
+    Auto,
+    /// CPython on WASI, in-process.
+    Wasm,
+    /// The hardened container.
+    Container,
+}
+
+impl BackendChoice {
+    fn forced(self) -> Option<BackendKind> {
+        match self {
+            BackendChoice::Auto => None,
+            BackendChoice::Wasm => Some(BackendKind::Wasm),
+            BackendChoice::Container => Some(BackendKind::Container),
+        }
+    }
+}
+
+/// The profile and limit overrides shared by the subcommands that take a policy.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Policy profile: a built-in name (default, strict, numeric) or a path to a TOML file.
+    #[arg(long, short = 'p', value_name = "P", default_value = stratbox::policy::DEFAULT_PROFILE)]
+    profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The strategy's source file, or `-` for stdin.
+    #[arg(value_name = "FILE")]
+    file: String,
+    /// A file whose contents the strategy reads on stdin (default: empty stdin).
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// A directory granted read-only to the strategy at /data.
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Which backend runs the strategy.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// Wall-clock deadline, e.g. 5s or 250ms (overrides limits.wall-time).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Memory cap, e.g. 256MiB (overrides limits.memory).
+    #[arg(long, value_name = "S", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// wasm instruction budget (overrides limits.fuel).
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Cap for stdout and stderr each, e.g. 64KiB (overrides limits.stdout and limits.stderr).
+    #[arg(long, value_name = "S", value_parser = parse_size)]
+    output: Option<u64>,
+    /// Print the outcome as one JSON object on stdout instead of passing output through.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Build the runtime image offline from Debian packages (mmdebstrap) and import it
+    /// into the engine. Does nothing when the image of this stratbox is already there.
+    Build {
+        /// Rebuild even if the image is current.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    stratbox::policy::units::parse_duration(text).map_err(|err| err.to_string())
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    stratbox::policy::units::parse_size(text).map_err(|err| err.to_string())
+}
+
+/// Runs the parsed command line; returns the process exit code. An `Err` is a usage or
+/// configuration error (exit code 2).
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Image(args) => image::run(args),
+    }
+}
+
+/// A runtime for one command. The current-thread flavour starts fastest.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}

@@ -1,0 +1,124 @@
+//! `stratbox run`: validate, route and run one strategy.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+
+use stratbox::policy::{Overrides, Policy};
+use stratbox::{Outcome, Request, Sandbox, Status};
+
+use super::RunArgs;
+use super::source::{display_name, read_limited};
+
+/// Everything `run` needs, resolved once from the flags and the profile.
+struct RunSettings {
+    policy: Policy,
+    source: Vec<u8>,
+    filename: String,
+    input: Vec<u8>,
+    args: RunArgs,
+}
+
+impl RunSettings {
+    fn resolve(args: RunArgs) -> anyhow::Result<Self> {
+        let policy = Policy::load(&args.policy.profile)?.with_overrides(&Overrides {
+            wall_time: args.timeout,
+            memory_bytes: args.memory,
+            fuel: args.fuel,
+            output_bytes: args.output,
+        })?;
+        if args.file == "-" && args.input.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+            bail!("the strategy and its input cannot both come from stdin");
+        }
+        // One byte past the limit is read so that the policy check can see it is too big.
+        let source = read_limited(&args.file, policy.limits.source_bytes, "strategy")?;
+        let input = match &args.input {
+            Some(path) => {
+                let path = path.to_string_lossy();
+                let input = read_limited(&path, policy.limits.input_bytes, "input")?;
+                if input.len() as u64 > policy.limits.input_bytes {
+                    bail!(
+                        "the input {path} is larger than the {} that limits.input allows",
+                        stratbox::policy::units::format_size(policy.limits.input_bytes)
+                    );
+                }
+                input
+            }
+            None => Vec::new(),
+        };
+        if let Some(dir) = &args.data {
+            let meta = std::fs::metadata(dir)
+                .with_context(|| format!("cannot use {} as /data", dir.display()))?;
+            if !meta.is_dir() {
+                bail!("--data {} is not a directory", dir.display());
+            }
+        }
+        Ok(Self {
+            policy,
+            source,
+            filename: display_name(&args.file),
+            input,
+            args,
+        })
+    }
+}
+
+/// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let settings = RunSettings::resolve(args)?;
+    let request = Request {
+        source: &settings.source,
+        filename: &settings.filename,
+        input: &settings.input,
+        data_dir: settings.args.data.as_deref(),
+        backend: settings.args.backend.forced(),
+    };
+    let sandbox = Sandbox::new();
+    // Ctrl-C drops the run; dropping it removes any container it had started (the
+    // container backend's drop guard), so an interrupted run leaves nothing behind.
+    let outcome = super::runtime()?.block_on(async {
+        tokio::select! {
+            outcome = sandbox.run(&request, &settings.policy) => Some(outcome),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let Some(outcome) = outcome else {
+        eprintln!("stratbox: interrupted");
+        return Ok(EXIT_INTERRUPTED);
+    };
+    report(&outcome, &settings)?;
+    Ok(outcome.exit_code())
+}
+
+fn report(outcome: &Outcome, settings: &RunSettings) -> anyhow::Result<()> {
+    if settings.args.json {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, outcome)?;
+        writeln!(stdout)?;
+        return Ok(());
+    }
+    // For people: the strategy's own output passes through, then one summary line.
+    std::io::stdout()
+        .lock()
+        .write_all(outcome.stdout.as_bytes())?;
+    let mut stderr = std::io::stderr().lock();
+    stderr.write_all(outcome.stderr.as_bytes())?;
+    if outcome.status == Status::Rejected {
+        for violation in &outcome.violations {
+            writeln!(
+                stderr,
+                "error[{}]: {}\n --> {}:{}:{}\n  = help: {}",
+                violation.rule,
+                violation.message,
+                settings.filename,
+                violation.line,
+                violation.col,
+                violation.hint
+            )?;
+        }
+    }
+    writeln!(stderr, "{}", outcome.summary())?;
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The one result schema both backends report: what ran, how it ended, what it printed.
+//!
+//! A limit hit or a failing strategy is an [`Outcome`]; an `Err` anywhere in the library
+//! means the sandbox itself could not do its job (and the CLI reports that as an
+//! `unavailable` outcome).
+
+use serde::{Deserialize, Serialize};
+
+use crate::route::{BackendKind, Route};
+use crate::validate::Violation;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The strategy ran and exited 0.
+    Ok,
+    /// The strategy raised or exited non-zero.
+    Error,
+    /// Refused before running; `violations` say why.
+    Rejected,
+    /// A limit stopped it; `reason` says which.
+    Killed,
+    /// The sandbox could not run it; `message` says why.
+    Unavailable,
+}
+
+impl Status {
+    /// The process exit code `stratbox run` uses for this status (see DESIGN.md).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Error => 1,
+            Status::Rejected => 3,
+            Status::Killed => 4,
+            Status::Unavailable => 5,
+        }
+    }
+}
+
+/// Which limit stopped a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// The wasm instruction budget ran out.
+    Fuel,
+    /// The container's CPU-seconds limit was reached.
+    Cpu,
+    /// The wall-clock deadline passed.
+    Deadline,
+    /// The memory cap was reached (growth refused, `MemoryError`, or an OOM kill).
+    Memory,
+    /// An output cap was passed and the policy says overflow kills.
+    Output,
+    /// The process limit stopped the strategy.
+    Pids,
+    /// A file-size or tmpfs limit stopped the strategy.
+    Disk,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Fuel => "fuel",
+            Reason::Cpu => "cpu",
+            Reason::Deadline => "deadline",
+            Reason::Memory => "memory",
+            Reason::Output => "output",
+            Reason::Pids => "pids",
+            Reason::Disk => "disk",
+        }
+    }
+}
+
+/// Whether each stream was cut at its cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncated {
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// What a run consumed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Wall time of the run itself, in milliseconds (validation excluded).
+    pub wall_ms: f64,
+    /// wasm: fuel consumed; container: not measured (0).
+    pub fuel: u64,
+    /// wasm: the guest's largest linear memory; container: the cgroup's peak when the
+    /// engine reports it, else 0.
+    pub memory_peak_bytes: u64,
+}
+
+/// The account of one run. Serialised as the `--json` output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: Status,
+    /// Set when `status` is `killed`.
+    pub reason: Option<Reason>,
+    /// Set when `status` is `unavailable` (why the sandbox could not run) or `error` from
+    /// the sandbox side; `null` otherwise.
+    pub message: Option<String>,
+    /// The backend that ran the strategy; `null` when nothing ran.
+    pub backend: Option<BackendKind>,
+    /// The routing decision; `null` when the strategy was rejected before routing.
+    pub route: Option<Route>,
+    /// The strategy's exit code (0 ok, 1 uncaught exception, else its `sys.exit` code);
+    /// `null` when it never ran or was killed.
+    pub exit_code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub truncated: Truncated,
+    pub violations: Vec<Violation>,
+    pub usage: Usage,
+    /// The profile's name.
+    pub policy: String,
+}
+
+impl Outcome {
+    /// An outcome for a run that never started.
+    pub fn not_run(status: Status, policy: &str) -> Self {
+        Self {
+            status,
+            reason: None,
+            message: None,
+            backend: None,
+            route: None,
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: Truncated::default(),
+            violations: Vec::new(),
+            usage: Usage::default(),
+            policy: policy.to_owned(),
+        }
+    }
+
+    /// The sandbox could not run the strategy.
+    pub fn unavailable(policy: &str, message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            ..Self::not_run(Status::Unavailable, policy)
+        }
+    }
+
+    /// The validator or router refused the strategy.
+    pub fn rejected(policy: &str, violations: Vec<Violation>) -> Self {
+        Self {
+            violations,
+            ..Self::not_run(Status::Rejected, policy)
+        }
+    }
+
+    /// The exit code `stratbox run` returns for this outcome.
+    pub fn exit_code(&self) -> u8 {
+        self.status.exit_code()
+    }
+
+    /// A one-line summary for people, e.g. `ok · wasm · 1.3 ms · fuel 725451`.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![match (self.status, self.reason) {
+            (Status::Killed, Some(reason)) => format!("killed ({})", reason.as_str()),
+            (Status::Error, _) => match self.exit_code {
+                Some(code) => format!("error (exit code {code})"),
+                None => "error".to_owned(),
+            },
+            (Status::Rejected, _) => format!(
+                "rejected ({} violation{})",
+                self.violations.len(),
+                if self.violations.len() == 1 { "" } else { "s" }
+            ),
+            (status, _) => serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        }];
+        if let Some(backend) = self.backend {
+            parts.push(backend.as_str().to_owned());
+        }
+        if self.backend.is_some() {
+            parts.push(format!("{:.1} ms", self.usage.wall_ms));
+        }
+        if self.usage.fuel > 0 {
+            parts.push(format!("fuel {}", self.usage.fuel));
+        }
+        if self.usage.memory_peak_bytes > 0 {
+            parts.push(format!(
+                "memory {:.1} MiB",
+                self.usage.memory_peak_bytes as f64 / f64::from(1u32 << 20)
+            ));
+        }
+        if self.truncated.stdout || self.truncated.stderr {
+            parts.push("output truncated".to_owned());
+        }
+        parts.push(format!("profile {}", self.policy));
+        if let Some(message) = &self.message {
+            parts.push(message.clone());
+        }
+        format!("stratbox: {}", parts.join(" · "))
+    }
+}

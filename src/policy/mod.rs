@@ -1,0 +1,446 @@
+//! The policy model: one TOML profile drives validation, routing and both backends.
+//!
+//! A profile is a TOML file with four tables, every key optional (a missing key takes the
+//! default documented on its field) and every unknown key an error:
+//!
+//! ```toml
+//! description = "what this profile is for"
+//!
+//! [limits]            # see `Limits`
+//! wall-time = "10s"
+//! memory = "512MiB"
+//!
+//! [imports]           # see `Imports`
+//! wasm = ["*"]
+//! [imports.native]
+//! numpy = "array maths; a native extension, so it runs in the container"
+//!
+//! [validator]         # see `crate::validate::ValidatorConfig`
+//! [container]         # see `ContainerConfig`
+//! ```
+//!
+//! Profiles shipped with stratbox (`profiles/*.toml`) are compiled into the binary and
+//! selected by name; any other profile is selected by path.
+
+mod container;
+mod modules;
+pub mod units;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use container::ContainerConfig;
+pub use modules::{GUEST_MODULES, GuestModule};
+
+use crate::validate::ValidatorConfig;
+
+/// The profiles compiled into the binary, by name.
+pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
+    ("default", include_str!("../../profiles/default.toml")),
+    ("strict", include_str!("../../profiles/strict.toml")),
+    ("numeric", include_str!("../../profiles/numeric.toml")),
+];
+
+/// The profile used when none is named.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// A profile could not be found or read.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "no built-in profile named `{name}` (built in: {known}); to load a file, give a path such as ./{name}.toml"
+    )]
+    UnknownProfile { name: String, known: String },
+    #[error("cannot read profile {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid profile {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid profile {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// How the run is stopped when a strategy prints more than the output cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputOverflow {
+    /// Keep the first bytes up to the cap, drop the rest, let the strategy go on.
+    Truncate,
+    /// Keep the first bytes up to the cap and stop the run (`killed`, reason `output`).
+    Kill,
+}
+
+/// How the wasm backend meters computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metering {
+    /// A deterministic instruction budget (`fuel`) plus the wall deadline. The same script
+    /// stops at the same instruction on every machine.
+    Fuel,
+    /// The wall deadline alone (epoch interruption), which costs less per instruction;
+    /// `fuel` is ignored and CPU-bound scripts end as `killed`/`deadline`.
+    Epoch,
+}
+
+/// The resource limits of one run. Field names carry their units.
+///
+/// Each limit applies to both backends or names its counterpart on the other one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Limits {
+    /// Wall-clock deadline, both backends. Default [`Limits::DEFAULT_WALL_TIME`].
+    /// wasm: epoch interruption plus a timer that also ends host calls (`time.sleep`,
+    /// reading stdin); container: the container is killed at the deadline.
+    #[serde(with = "units::serde_duration")]
+    pub wall_time: Duration,
+    /// wasm only: the instruction budget (wasmtime fuel). Default
+    /// [`Limits::DEFAULT_FUEL`]. Counterpart on the container backend: `cpu-time`.
+    pub fuel: u64,
+    /// container only: CPU seconds (RLIMIT_CPU, rounded up to whole seconds). Default
+    /// [`Limits::DEFAULT_CPU_TIME`]. Counterpart on the wasm backend: `fuel`.
+    #[serde(with = "units::serde_duration")]
+    pub cpu_time: Duration,
+    /// Memory cap, both backends. Default [`Limits::DEFAULT_MEMORY_BYTES`].
+    /// wasm: the guest's linear memory; container: the cgroup memory limit, swap equal to
+    /// memory (no swap).
+    #[serde(rename = "memory", with = "units::serde_size")]
+    pub memory_bytes: u64,
+    /// Bytes of stdout kept, both backends. Default [`Limits::DEFAULT_STDOUT_BYTES`].
+    #[serde(rename = "stdout", with = "units::serde_size")]
+    pub stdout_bytes: u64,
+    /// Bytes of stderr kept, both backends. Default [`Limits::DEFAULT_STDERR_BYTES`].
+    #[serde(rename = "stderr", with = "units::serde_size")]
+    pub stderr_bytes: u64,
+    /// Largest strategy source accepted, both backends; a larger one is rejected before
+    /// parsing. Default [`Limits::DEFAULT_SOURCE_BYTES`].
+    #[serde(rename = "source", with = "units::serde_size")]
+    pub source_bytes: u64,
+    /// Largest input document accepted, both backends. Default
+    /// [`Limits::DEFAULT_INPUT_BYTES`].
+    #[serde(rename = "input", with = "units::serde_size")]
+    pub input_bytes: u64,
+    /// What happens past an output cap, both backends. Default `truncate`.
+    pub output_overflow: OutputOverflow,
+    /// wasm only: how computation is metered. Default `fuel`. The container backend
+    /// always meters with `cpu-time` and `wall-time`.
+    pub metering: Metering,
+}
+
+impl Limits {
+    /// Long enough for a pure-Python backtest over years of daily bars.
+    pub const DEFAULT_WALL_TIME: Duration = Duration::from_secs(10);
+    /// About ten seconds of CPython-on-wasm work on a 2020s x86-64 core.
+    pub const DEFAULT_FUEL: u64 = 40_000_000_000;
+    /// The container's counterpart of `DEFAULT_FUEL`.
+    pub const DEFAULT_CPU_TIME: Duration = Duration::from_secs(10);
+    /// Comfortably above the guest's own footprint (about 30 MiB after start-up).
+    pub const DEFAULT_MEMORY_BYTES: u64 = 512 << 20;
+    pub const DEFAULT_STDOUT_BYTES: u64 = 1 << 20;
+    pub const DEFAULT_STDERR_BYTES: u64 = 256 << 10;
+    /// A strategy is a script, not a data set: data belongs in the input or `/data`.
+    pub const DEFAULT_SOURCE_BYTES: u64 = 1 << 20;
+    pub const DEFAULT_INPUT_BYTES: u64 = 64 << 20;
+    /// Below this the CPython guest cannot even start.
+    pub const MIN_MEMORY_BYTES: u64 = 64 << 20;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            wall_time: Self::DEFAULT_WALL_TIME,
+            fuel: Self::DEFAULT_FUEL,
+            cpu_time: Self::DEFAULT_CPU_TIME,
+            memory_bytes: Self::DEFAULT_MEMORY_BYTES,
+            stdout_bytes: Self::DEFAULT_STDOUT_BYTES,
+            stderr_bytes: Self::DEFAULT_STDERR_BYTES,
+            source_bytes: Self::DEFAULT_SOURCE_BYTES,
+            input_bytes: Self::DEFAULT_INPUT_BYTES,
+            output_overflow: OutputOverflow::Truncate,
+            metering: Metering::Fuel,
+        }
+    }
+}
+
+/// Which modules a strategy may import, and which backend provides them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Imports {
+    /// Standard-library modules allowed on the wasm path: names from `wasm/modules.txt`
+    /// (which gives the reason for each), or `"*"` for every module the guest carries.
+    /// A profile can narrow the guest's list, never widen it. Default `["*"]`.
+    pub wasm: Vec<String>,
+    /// Native-extension packages (and their sub-modules) that route a strategy to the
+    /// container backend, each with the reason it is allowed. Default: none.
+    pub native: BTreeMap<String, String>,
+}
+
+impl Default for Imports {
+    fn default() -> Self {
+        Self {
+            wasm: vec!["*".to_owned()],
+            native: BTreeMap::new(),
+        }
+    }
+}
+
+/// A profile file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+struct ProfileFile {
+    description: String,
+    limits: Limits,
+    imports: Imports,
+    validator: ValidatorConfig,
+    container: ContainerConfig,
+}
+
+/// A loaded, checked policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The profile's name: a built-in name, or the file stem of a profile given by path.
+    pub name: String,
+    /// Where it came from (`built-in` or the path), for messages.
+    pub origin: String,
+    pub description: String,
+    pub limits: Limits,
+    pub imports: Imports,
+    pub validator: ValidatorConfig,
+    pub container: ContainerConfig,
+}
+
+impl Policy {
+    /// Loads a profile by built-in name (`default`, `strict`, `numeric`) or by path (any
+    /// argument that contains a `/` or ends in `.toml`).
+    pub fn load(name_or_path: &str) -> Result<Self, PolicyError> {
+        if name_or_path.contains('/') || name_or_path.ends_with(".toml") {
+            return Self::from_file(Path::new(name_or_path));
+        }
+        let (name, text) = BUILTIN_PROFILES
+            .iter()
+            .find(|(name, _)| *name == name_or_path)
+            .ok_or_else(|| PolicyError::UnknownProfile {
+                name: name_or_path.to_owned(),
+                known: BUILTIN_PROFILES
+                    .iter()
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })?;
+        Self::from_toml(name, &format!("`{name}` (built in)"), text)
+    }
+
+    /// The built-in `default` profile.
+    pub fn default_profile() -> Self {
+        // The built-in profiles are checked by the unit tests below; a failure here is a
+        // build defect, not an input error.
+        Self::load(DEFAULT_PROFILE).expect("the built-in default profile is valid")
+    }
+
+    /// Loads a profile file.
+    pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "custom".to_owned());
+        Self::from_toml(&name, &path.display().to_string(), &text)
+    }
+
+    /// Parses and checks profile text. `origin` names it in error messages.
+    pub fn from_toml(name: &str, origin: &str, text: &str) -> Result<Self, PolicyError> {
+        let file: ProfileFile = toml::from_str(text).map_err(|err| PolicyError::Parse {
+            origin: origin.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        let policy = Self {
+            name: name.to_owned(),
+            origin: origin.to_owned(),
+            description: file.description,
+            limits: file.limits,
+            imports: file.imports,
+            validator: file.validator,
+            container: file.container,
+        };
+        policy.check().map_err(|message| PolicyError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        })?;
+        Ok(policy)
+    }
+
+    /// Applies command-line overrides and checks the result again.
+    pub fn with_overrides(mut self, overrides: &Overrides) -> Result<Self, PolicyError> {
+        if let Some(wall_time) = overrides.wall_time {
+            self.limits.wall_time = wall_time;
+        }
+        if let Some(memory) = overrides.memory_bytes {
+            self.limits.memory_bytes = memory;
+        }
+        if let Some(fuel) = overrides.fuel {
+            self.limits.fuel = fuel;
+        }
+        if let Some(output) = overrides.output_bytes {
+            self.limits.stdout_bytes = output;
+            self.limits.stderr_bytes = output;
+        }
+        self.check().map_err(|message| PolicyError::Invalid {
+            origin: format!("{} with command-line overrides", self.origin),
+            message,
+        })?;
+        Ok(self)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let limits = &self.limits;
+        if limits.wall_time.is_zero() {
+            return Err("limits.wall-time must be greater than zero".into());
+        }
+        if limits.fuel == 0 {
+            return Err("limits.fuel must be greater than zero".into());
+        }
+        if limits.cpu_time.is_zero() {
+            return Err("limits.cpu-time must be greater than zero".into());
+        }
+        if limits.memory_bytes < Limits::MIN_MEMORY_BYTES {
+            return Err(format!(
+                "limits.memory is {}, below the {} the Python guest needs to start",
+                units::format_size(limits.memory_bytes),
+                units::format_size(Limits::MIN_MEMORY_BYTES)
+            ));
+        }
+        for module in &self.imports.wasm {
+            if module != "*"
+                && !GUEST_MODULES
+                    .iter()
+                    .any(|m| m.importable && m.name == module)
+            {
+                return Err(format!(
+                    "imports.wasm names `{module}`, which the wasm guest does not carry (see wasm/modules.txt)"
+                ));
+            }
+        }
+        for (package, reason) in &self.imports.native {
+            if package.is_empty() || package.split('.').any(|part| part.is_empty()) {
+                return Err(format!(
+                    "imports.native has an invalid module name `{package}`"
+                ));
+            }
+            if reason.trim().is_empty() {
+                return Err(format!(
+                    "imports.native.{package} needs a reason: every allowance says why it is there"
+                ));
+            }
+        }
+        self.container.check()
+    }
+
+    /// The standard-library modules a strategy may import under this policy.
+    pub fn wasm_modules(&self) -> std::collections::BTreeSet<String> {
+        let all = self.imports.wasm.iter().any(|m| m == "*");
+        GUEST_MODULES
+            .iter()
+            .filter(|m| m.importable && (all || self.imports.wasm.iter().any(|w| w == m.name)))
+            .map(|m| m.name.to_owned())
+            .collect()
+    }
+
+    /// The import rules the validator and router apply.
+    pub fn import_rules(&self) -> crate::validate::ImportRules {
+        crate::validate::ImportRules {
+            wasm: self.wasm_modules(),
+            native: self.imports.native.keys().cloned().collect(),
+        }
+    }
+}
+
+/// Limits given on the command line, applied over the profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub wall_time: Option<Duration>,
+    pub memory_bytes: Option<u64>,
+    pub fuel: Option<u64>,
+    /// Applies to stdout and stderr alike.
+    pub output_bytes: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_load() {
+        for (name, _) in BUILTIN_PROFILES {
+            let policy = Policy::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(policy.name, *name);
+            assert!(!policy.description.is_empty(), "{name} has no description");
+        }
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_file() {
+        let err = Policy::from_toml("x", "x.toml", "[limits]\nwall-tme = \"1s\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("wall-tme"), "{text}");
+        assert!(text.contains("x.toml"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for (toml, needle) in [
+            ("[limits]\nmemory = \"1MiB\"\n", "below"),
+            ("[limits]\nwall-time = \"0s\"\n", "wall-time"),
+            ("[limits]\nwall-time = \"soon\"\n", "soon"),
+            ("[imports]\nwasm = [\"socket\"]\n", "socket"),
+            ("[imports.native]\nnumpy = \"\"\n", "reason"),
+            ("[limits]\noutput-overflow = \"explode\"\n", "explode"),
+        ] {
+            let err = Policy::from_toml("x", "x.toml", toml)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_builtin_lists_known() {
+        let err = Policy::load("nope").unwrap_err().to_string();
+        assert!(err.contains("default") && err.contains("strict"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply() {
+        let policy = Policy::default_profile()
+            .with_overrides(&Overrides {
+                wall_time: Some(Duration::from_millis(250)),
+                memory_bytes: Some(128 << 20),
+                fuel: Some(7),
+                output_bytes: Some(10),
+            })
+            .unwrap();
+        assert_eq!(policy.limits.wall_time, Duration::from_millis(250));
+        assert_eq!(policy.limits.memory_bytes, 128 << 20);
+        assert_eq!(policy.limits.fuel, 7);
+        assert_eq!(policy.limits.stderr_bytes, 10);
+    }
+
+    #[test]
+    fn strict_narrows_the_guest_list() {
+        let strict = Policy::load("strict").unwrap().wasm_modules();
+        let default = Policy::default_profile().wasm_modules();
+        assert!(strict.is_subset(&default));
+        assert!(strict.len() < default.len());
+        assert!(
+            !default.contains("traceback"),
+            "internal modules are not importable"
+        );
+    }
+}

@@ -1,0 +1,337 @@
+//! Layer 1 of defence in depth: the AST validator.
+//!
+//! [`validate`] parses a strategy with rustpython-parser and checks it against the import
+//! allowlist and a set of rules that close the well-known CPython jail-escape families. A
+//! violation stops the run before any code executes. The validator is never the only
+//! layer: every backend must hold when it is switched off (`enabled = false`).
+//!
+//! This module tree uses only `std` and external crates, never other `crate::` paths, so a
+//! fuzz target can mount it with `#[path]`.
+//!
+//! # Rules
+//!
+//! | id | what it refuses |
+//! | --- | --- |
+//! | `syntax` | source CPython would not compile (also NUL bytes) |
+//! | `encoding-declaration` | a PEP 263 `coding:` line naming anything but UTF-8 |
+//! | `nesting-limit` | a syntax tree deeper than [`MAX_NESTING`] |
+//! | `forbidden-import` | a module outside the allowlist, relative imports, `__import__` |
+//! | `star-import` | `from m import *` (the names it binds cannot be checked) |
+//! | `module-attribute` | private (`random._os`) or module-valued (`typing.sys`) attributes of modules |
+//! | `module-value` | a module used as a value (`m = io`), which would hide later attribute reads |
+//! | `forbidden-call` | builtins that reach outside the language, named or called; unchecked `getattr` and friends; `type` with 3 arguments; `open` outside the rule below; string-evaluating typing helpers |
+//! | `dunder-access` | reading or binding `__x__` attributes and names, frame/generator/traceback/code internals |
+//! | `dunder-string` | string literals spelling such names (`"__class__"`, `"a.gi_frame"`), which only serve reflective access |
+//! | `format-escape` | `str.format`/`format_map` on a non-literal, or fields that walk attributes or items; `string.Formatter` |
+//! | `class-keyword` | a `metaclass=` that is not a plain (dotted) name |
+//! | `string-annotation` | string annotations that are not plain type expressions (typing evaluates them) |
+//! | `match-args` | `__match_args__` that is not a tuple of string literals |
+//!
+//! The router adds `backend-mismatch`; the sandbox, before parsing, `source-size` (larger
+//! than `limits.source`) and `encoding` (not UTF-8).
+//!
+//! # Decisions
+//!
+//! * **`open`.** The wasm guest has no files but `/data` (read-only) and the container has
+//!   a read-only root. `open(...)` is allowed only when its path is a string literal, an
+//!   f-string or a `+` concatenation whose leading literal part begins with `/data/` (and
+//!   has no `..` component), and its mode, if given, is a literal made only of `r`, `b` and
+//!   `t`; `opener=`, `closefd=` and unpacked arguments are refused. `io.open` follows the
+//!   same rule; `io.FileIO` and `io.open_code` are refused.
+//! * **`input`** is allowed: stdin holds the input document on both backends and `sys` is
+//!   not importable, so `input()` is how a strategy reads it. A profile can forbid it with
+//!   `forbid-builtins = ["input"]`.
+//! * **Harmless dunders** are in tables with a reason each: see [`rules`]. Defining dunder
+//!   methods is always allowed; reading them is allowed only for the string-valued
+//!   `__name__`, `__qualname__` and `__doc__`, and for delegation through `super()`.
+//! * **Names are compared after NFKC normalisation**, as CPython does (`ｅｘｅｃ` is `exec`).
+//! * **Columns** are 1-based and count characters, not bytes.
+
+mod check;
+mod format;
+mod render;
+pub mod rules;
+mod source;
+
+use std::collections::BTreeSet;
+
+pub use render::render_human;
+pub use source::MAX_NESTING;
+
+/// What may be imported; filled in by the policy layer from the profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportRules {
+    /// Modules the wasm guest carries, matched exactly: `json` does not allow `json.tool`.
+    pub wasm: BTreeSet<String>,
+    /// Native-extension packages, matched by package prefix: `numpy` allows `numpy.linalg`
+    /// (but never the entries of [`rules::NATIVE_DENIED`]).
+    pub native: BTreeSet<String>,
+}
+
+/// Where an imported module can come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleClass {
+    /// Carried by the wasm guest (and by the container image).
+    Wasm,
+    /// A native-extension package: only the container has it.
+    Native,
+    /// No backend may provide it.
+    Forbidden,
+}
+
+impl ImportRules {
+    /// Classifies a dotted module name. Every prefix of the name is imported too, so each
+    /// must be allowed.
+    pub fn classify(&self, module: &str) -> ModuleClass {
+        if module.is_empty() || module.starts_with('.') || rules::native_denied(module).is_some() {
+            return ModuleClass::Forbidden;
+        }
+        let prefixes = module
+            .match_indices('.')
+            .map(|(i, _)| &module[..i])
+            .chain(std::iter::once(module));
+        let mut class = ModuleClass::Wasm;
+        for prefix in prefixes {
+            if self.wasm.contains(prefix) {
+                continue;
+            }
+            if self.is_native(prefix) {
+                class = ModuleClass::Native;
+                continue;
+            }
+            return ModuleClass::Forbidden;
+        }
+        class
+    }
+
+    fn is_native(&self, module: &str) -> bool {
+        self.native.iter().any(|package| {
+            module == package
+                || module
+                    .strip_prefix(package.as_str())
+                    .is_some_and(|rest| rest.starts_with('.'))
+        })
+    }
+}
+
+/// The `[validator]` table of a TOML profile. `ValidatorConfig::default()` is the secure
+/// default: every rule on, nothing extra forbidden or allowed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ValidatorConfig {
+    /// Run the validator at all. Default `true`. `false` turns it into an import collector:
+    /// no violation is reported and the router no longer rejects unknown imports, so tests
+    /// and experiments can show that each backend holds on its own. Never for production.
+    pub enabled: bool,
+    /// Rule ids to switch off, e.g. `["format-escape"]`. Default: none.
+    pub disabled_rules: BTreeSet<RuleId>,
+    /// Builtins to forbid in addition to [`rules::FORBIDDEN_BUILTINS`], e.g. `["input"]`.
+    /// Default: none.
+    pub forbid_builtins: BTreeSet<String>,
+    /// Attribute names to forbid in addition to [`rules::BLOCKED_ATTRS`]. Default: none.
+    pub forbid_attributes: BTreeSet<String>,
+    /// Builtins to allow although [`rules::FORBIDDEN_BUILTINS`] lists them, e.g. `["dir"]`.
+    /// Allowing `eval`, `exec` or `compile` lets code past the validator. Default: none.
+    pub allow_builtins: BTreeSet<String>,
+}
+
+impl Default for ValidatorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            disabled_rules: BTreeSet::new(),
+            forbid_builtins: BTreeSet::new(),
+            forbid_attributes: BTreeSet::new(),
+            allow_builtins: BTreeSet::new(),
+        }
+    }
+}
+
+/// A rule's stable id; serialises as the kebab-case id (`forbidden-import`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleId {
+    Syntax,
+    EncodingDeclaration,
+    NestingLimit,
+    ForbiddenImport,
+    StarImport,
+    ModuleAttribute,
+    ModuleValue,
+    ForbiddenCall,
+    DunderAccess,
+    DunderString,
+    FormatEscape,
+    ClassKeyword,
+    StringAnnotation,
+    MatchArgs,
+    BackendMismatch,
+    /// The source is larger than the policy's `limits.source` (checked before parsing).
+    SourceSize,
+    /// The source is not valid UTF-8 (checked before parsing).
+    Encoding,
+}
+
+impl RuleId {
+    /// Every rule, in the order of the table in the module docs.
+    pub const ALL: [RuleId; 17] = [
+        RuleId::Syntax,
+        RuleId::EncodingDeclaration,
+        RuleId::NestingLimit,
+        RuleId::ForbiddenImport,
+        RuleId::StarImport,
+        RuleId::ModuleAttribute,
+        RuleId::ModuleValue,
+        RuleId::ForbiddenCall,
+        RuleId::DunderAccess,
+        RuleId::DunderString,
+        RuleId::FormatEscape,
+        RuleId::ClassKeyword,
+        RuleId::StringAnnotation,
+        RuleId::MatchArgs,
+        RuleId::BackendMismatch,
+        RuleId::SourceSize,
+        RuleId::Encoding,
+    ];
+
+    /// The kebab-case id.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleId::Syntax => "syntax",
+            RuleId::EncodingDeclaration => "encoding-declaration",
+            RuleId::NestingLimit => "nesting-limit",
+            RuleId::ForbiddenImport => "forbidden-import",
+            RuleId::StarImport => "star-import",
+            RuleId::ModuleAttribute => "module-attribute",
+            RuleId::ModuleValue => "module-value",
+            RuleId::ForbiddenCall => "forbidden-call",
+            RuleId::DunderAccess => "dunder-access",
+            RuleId::DunderString => "dunder-string",
+            RuleId::FormatEscape => "format-escape",
+            RuleId::ClassKeyword => "class-keyword",
+            RuleId::StringAnnotation => "string-annotation",
+            RuleId::MatchArgs => "match-args",
+            RuleId::BackendMismatch => "backend-mismatch",
+            RuleId::SourceSize => "source-size",
+            RuleId::Encoding => "encoding",
+        }
+    }
+
+    /// Parses a kebab-case id.
+    pub fn from_id(id: &str) -> Option<RuleId> {
+        RuleId::ALL.into_iter().find(|r| r.as_str() == id)
+    }
+}
+
+impl std::fmt::Display for RuleId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One refusal, pointing at the offending source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Violation {
+    pub rule: RuleId,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+    /// A short excerpt of the offending source, starting at `line:col`.
+    pub text: String,
+    pub message: String,
+    /// What to write instead.
+    pub hint: String,
+}
+
+/// One imported module.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Import {
+    /// The dotted module name; relative imports keep their leading dots (`.helpers`).
+    pub module: String,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// The result of [`validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Report {
+    /// Every violation, in source order. Empty means the strategy may run.
+    pub violations: Vec<Violation>,
+    /// Every module imported by an `import` statement, in source order.
+    pub imports: Vec<Import>,
+    /// `false` when the validator was switched off (`enabled = false`); the router then
+    /// does not reject unknown imports.
+    pub checked: bool,
+}
+
+impl Report {
+    /// No violations.
+    pub fn is_clean(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Parses and checks `source`. Never panics; a file that does not parse is one `syntax`
+/// violation.
+pub fn validate(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Report {
+    let mut report = check::run(source, imports, config);
+    report
+        .violations
+        .retain(|v| !config.disabled_rules.contains(&v.rule));
+    report.violations.sort_by_key(|v| (v.line, v.col));
+    report.violations.dedup();
+    report.checked = config.enabled;
+    if !config.enabled {
+        report.violations.clear();
+    }
+    report
+}
+
+/// The violation for an import no backend provides; shared with the router so that both
+/// report it identically.
+pub fn import_violation(import: &Import, rules: &ImportRules) -> Violation {
+    let module = import.module.as_str();
+    let (message, hint) = if module.starts_with('.') {
+        (
+            format!("relative import `{module}`: a strategy is a single file"),
+            "put the code in this file, or import an allowed module by its absolute name"
+                .to_owned(),
+        )
+    } else if let Some(why) = rules::native_denied(module) {
+        (
+            format!("`{module}` is never allowed: {why}"),
+            "use the package's computational API instead".to_owned(),
+        )
+    } else {
+        let mut allowed = String::new();
+        for name in ["math", "statistics", "json", "collections"] {
+            if rules.wasm.contains(name) {
+                allowed.push_str(name);
+                allowed.push_str(", ");
+            }
+        }
+        for name in &rules.native {
+            allowed.push_str(name);
+            allowed.push_str(", ");
+        }
+        (
+            format!("import of `{module}` is not allowed"),
+            format!(
+                "use only modules this policy allows ({} standard-library modules, e.g. {}...); strategies compute and print, they do not reach the system",
+                rules.wasm.len(),
+                allowed
+            ),
+        )
+    };
+    Violation {
+        rule: RuleId::ForbiddenImport,
+        line: import.line,
+        col: import.col,
+        text: module.to_owned(),
+        message,
+        hint,
+    }
+}

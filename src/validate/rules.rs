@@ -1,0 +1,904 @@
+//! The validator's tables: every name it forbids or allows, each with its reason.
+//!
+//! Forbidding is the default for anything that reaches outside the language; allowing is
+//! the exception, and every exception says why it is harmless. Lookups go through the
+//! small helpers at the bottom so that the tables stay plain data.
+
+/// Builtins that reach outside the language or hand out the interpreter's internals.
+/// Calling them or merely naming them (`f = eval`, `map(eval, xs)`, `@exec`) is
+/// `forbidden-call`. `__import__` is absent: it is reported as `forbidden-import`.
+pub const FORBIDDEN_BUILTINS: &[(&str, &str)] = &[
+    ("eval", "runs a string as code the validator never saw"),
+    ("exec", "runs a string as code the validator never saw"),
+    ("compile", "builds code objects from strings"),
+    (
+        "__build_class__",
+        "the class-statement machinery; calling it directly smuggles calls",
+    ),
+    (
+        "breakpoint",
+        "starts the debugger, which can run arbitrary code",
+    ),
+    (
+        "help",
+        "starts pydoc, which imports modules and may spawn a pager",
+    ),
+    (
+        "globals",
+        "hands out the module namespace, including `__builtins__`",
+    ),
+    ("locals", "hands out namespaces that reach `__builtins__`"),
+    ("vars", "hands out `__dict__` of any object"),
+    (
+        "dir",
+        "enumerates internal attribute names for reflective walks",
+    ),
+    ("memoryview", "raw views of object memory"),
+    (
+        "exit",
+        "site helper that closes stdin; raise SystemExit instead",
+    ),
+    (
+        "quit",
+        "site helper that closes stdin; raise SystemExit instead",
+    ),
+    ("copyright", "site helper that reads files"),
+    ("credits", "site helper that reads files"),
+    ("license", "site helper that reads files"),
+    ("execfile", "Python 2 file execution"),
+    ("reload", "Python 2 module reloading"),
+    ("raw_input", "Python 2 console input"),
+    ("file", "Python 2 file constructor"),
+];
+
+/// Builtins that are checked at each call rather than forbidden outright; naming them
+/// without calling them is `forbidden-call`, because their arguments can then not be seen.
+pub const CHECKED_BUILTINS: &[(&str, &str)] = &[
+    (
+        "open",
+        "only read-only opens of literal paths under /data/ are allowed",
+    ),
+    (
+        "getattr",
+        "the attribute name must be a string literal that is not a dunder",
+    ),
+    (
+        "setattr",
+        "the attribute name must be a string literal that is not a dunder",
+    ),
+    (
+        "delattr",
+        "the attribute name must be a string literal that is not a dunder",
+    ),
+    (
+        "hasattr",
+        "the attribute name must be a string literal that is not a dunder",
+    ),
+];
+
+/// Modules of which only the listed attributes may be used, each with its reason; any other
+/// attribute (read, imported with `from`, or bound) is a `module-attribute` violation.
+pub const MODULE_ATTRIBUTE_ALLOWLISTS: &[(&str, &[(&str, &str)])] = &[(
+    "sys",
+    &[
+        ("stdin", "the input document: json.load(sys.stdin)"),
+        (
+            "stdout",
+            "the strategy's output, captured and capped by the sandbox",
+        ),
+        ("stderr", "diagnostics, captured and capped by the sandbox"),
+        (
+            "exit",
+            "ends the strategy with an exit code, reported in the outcome",
+        ),
+        ("argv", "[filename]: nothing from the host"),
+        ("maxsize", "a numeric constant"),
+        ("float_info", "numeric constants of floats"),
+        ("int_info", "numeric constants of ints"),
+        ("float_repr_style", "a constant string"),
+        ("byteorder", "a constant string"),
+        ("version", "the interpreter's version string"),
+        ("version_info", "the interpreter's version tuple"),
+        ("hexversion", "the interpreter's version number"),
+        (
+            "getrecursionlimit",
+            "reads a number; setting it is not allowed",
+        ),
+    ],
+)];
+
+/// `Some(allowed)` when `module` has an attribute allowlist, `None` when it has none.
+pub fn module_attribute_allowed(module: &str, name: &str) -> Option<bool> {
+    MODULE_ATTRIBUTE_ALLOWLISTS
+        .iter()
+        .find(|(m, _)| *m == module)
+        .map(|(_, allowed)| allowed.iter().any(|(a, _)| *a == name))
+}
+
+/// Builtins a reviewer might expect to see forbidden but that are allowed, with the reason.
+pub const ALLOWED_BUILTINS: &[(&str, &str)] = &[
+    (
+        "input",
+        "reads one line of stdin, which holds the input document on both backends (the \
+         same stream as `sys.stdin`)",
+    ),
+    (
+        "print",
+        "writes to stdout, which the sandbox captures and caps",
+    ),
+    (
+        "type",
+        "one argument only returns the type; three arguments are refused at the call",
+    ),
+    ("super", "method resolution on the strategy's own classes"),
+    ("classmethod", "a descriptor for the strategy's own classes"),
+    (
+        "staticmethod",
+        "a descriptor for the strategy's own classes",
+    ),
+    ("property", "a descriptor for the strategy's own classes"),
+    (
+        "isinstance",
+        "type tests; reveals nothing that `type()` does not",
+    ),
+    (
+        "issubclass",
+        "type tests; reveals nothing that `type()` does not",
+    ),
+    ("id", "an integer; no reference to anything"),
+    (
+        "format",
+        "applies a format spec, which cannot walk attributes",
+    ),
+];
+
+/// Dunder names a strategy may read as bare names.
+pub const ALLOWED_DUNDER_NAMES: &[(&str, &str)] = &[
+    (
+        "__name__",
+        "the module name, for `if __name__ == \"__main__\":`",
+    ),
+    ("__debug__", "a constant bool that cannot be rebound"),
+];
+
+/// Dunder attributes a strategy may read on any object: each is a plain string.
+pub const ALLOWED_DUNDER_ATTRS: &[(&str, &str)] = &[
+    ("__name__", "a str, e.g. `type(x).__name__` in log lines"),
+    ("__qualname__", "a str naming a class or function"),
+    (
+        "__doc__",
+        "a str or None; stores to it are refused, so it holds no smuggled object",
+    ),
+];
+
+/// Dunder methods a class may reach on `super()` (or `super(Cls, self)`): delegating to
+/// the base class is ordinary Python and yields only the base's own method.
+pub const SUPER_DUNDERS: &[(&str, &str)] = &[
+    ("__init__", "base-class initialisation"),
+    ("__new__", "base-class construction"),
+    ("__init_subclass__", "cooperative subclass hooks"),
+    ("__post_init__", "dataclass post-initialisation chains"),
+    (
+        "__setattr__",
+        "frozen-style classes set fields through the base",
+    ),
+    ("__delattr__", "the counterpart of __setattr__"),
+    ("__repr__", "delegating representation"),
+    ("__str__", "delegating representation"),
+    ("__format__", "delegating formatting"),
+    ("__eq__", "delegating comparison"),
+    ("__ne__", "delegating comparison"),
+    ("__lt__", "delegating comparison"),
+    ("__le__", "delegating comparison"),
+    ("__gt__", "delegating comparison"),
+    ("__ge__", "delegating comparison"),
+    ("__hash__", "delegating hashing"),
+    ("__bool__", "delegating truth"),
+    ("__len__", "container delegation"),
+    ("__iter__", "container delegation"),
+    ("__contains__", "container delegation"),
+    ("__getitem__", "container delegation"),
+    ("__setitem__", "container delegation"),
+    ("__delitem__", "container delegation"),
+    ("__missing__", "dict subclasses"),
+    ("__enter__", "context-manager delegation"),
+    ("__exit__", "context-manager delegation"),
+    ("__call__", "callable delegation"),
+    ("__add__", "arithmetic delegation"),
+    ("__sub__", "arithmetic delegation"),
+    ("__mul__", "arithmetic delegation"),
+    ("__truediv__", "arithmetic delegation"),
+];
+
+/// Dunder names a strategy may bind (assign, annotate, import as).
+pub const ALLOWED_DUNDER_STORES: &[(&str, &str)] = &[
+    ("__all__", "the module's export list; data only"),
+    (
+        "__slots__",
+        "attribute layout of the strategy's own classes",
+    ),
+    (
+        "__match_args__",
+        "positional patterns; the value must be a tuple of plain literal names",
+    ),
+    ("__hash__", "`__hash__ = None` marks a class unhashable"),
+    ("__version__", "a version string"),
+];
+
+/// Attribute names that are not dunders but lead to frames, code objects or raw memory.
+/// Reading, writing or binding them is `dunder-access`.
+pub const BLOCKED_ATTRS: &[(&str, &str)] = &[
+    (
+        "gi_frame",
+        "generator frame: f_back/f_globals walk out of the sandboxed code",
+    ),
+    ("gi_code", "generator code object"),
+    ("gi_yieldfrom", "the generator a generator delegates to"),
+    ("cr_frame", "coroutine frame"),
+    ("cr_code", "coroutine code object"),
+    ("cr_await", "the awaitable a coroutine waits on"),
+    ("cr_origin", "coroutine creation frames"),
+    ("ag_frame", "async-generator frame"),
+    ("ag_code", "async-generator code object"),
+    ("ag_await", "the awaitable an async generator waits on"),
+    ("f_back", "the calling frame"),
+    ("f_globals", "a frame's globals, including `__builtins__`"),
+    ("f_locals", "a frame's locals"),
+    ("f_builtins", "a frame's builtins"),
+    ("f_code", "a frame's code object"),
+    ("f_trace", "a frame's trace function"),
+    ("f_trace_lines", "frame tracing"),
+    ("f_trace_opcodes", "frame tracing"),
+    ("f_lasti", "frame internals"),
+    ("f_lineno", "writing it jumps inside a frame"),
+    ("tb_frame", "a traceback's frame"),
+    ("tb_next", "walks a traceback"),
+    ("co_code", "raw bytecode"),
+    ("co_consts", "code-object constants"),
+    ("co_names", "code-object names"),
+    ("co_varnames", "code-object internals"),
+    ("co_freevars", "code-object internals"),
+    ("co_cellvars", "code-object internals"),
+    ("co_filename", "code-object internals"),
+    ("co_name", "code-object internals"),
+    ("co_qualname", "code-object internals"),
+    ("co_flags", "code-object internals"),
+    ("co_lnotab", "code-object internals"),
+    ("co_linetable", "code-object internals"),
+    ("co_exceptiontable", "code-object internals"),
+    ("co_firstlineno", "code-object internals"),
+    ("co_argcount", "code-object internals"),
+    ("co_kwonlyargcount", "code-object internals"),
+    ("co_posonlyargcount", "code-object internals"),
+    ("co_nlocals", "code-object internals"),
+    ("co_stacksize", "code-object internals"),
+    ("co_positions", "code-object internals"),
+    ("co_lines", "code-object internals"),
+    ("func_globals", "Python 2 spelling of __globals__"),
+    ("func_code", "Python 2 spelling of __code__"),
+    ("func_closure", "Python 2 spelling of __closure__"),
+    ("func_defaults", "Python 2 spelling of __defaults__"),
+    ("func_dict", "Python 2 spelling of __dict__"),
+    ("im_func", "Python 2 bound-method internals"),
+    ("im_self", "Python 2 bound-method internals"),
+    ("im_class", "Python 2 bound-method internals"),
+    ("cell_contents", "closure cells"),
+    (
+        "mro",
+        "`type.mro()` lists base classes up to `object` for subclass walks",
+    ),
+    ("_getframe", "sys._getframe returns frames"),
+    ("_current_frames", "frames of every thread"),
+    ("ctypes", "numpy's `ndarray.ctypes` exposes raw pointers"),
+];
+
+/// Module attributes that are reached by qualified name and need a decision of their own.
+pub const MODULE_SINKS: &[(&str, Sink, &str)] = &[
+    (
+        "string.Formatter",
+        Sink::Formatter,
+        "its get_field walks attributes by name",
+    ),
+    (
+        "typing.get_type_hints",
+        Sink::Evaluates,
+        "evaluates string annotations as code",
+    ),
+    (
+        "typing.ForwardRef",
+        Sink::Evaluates,
+        "holds a string that typing evaluates as code",
+    ),
+    (
+        "operator.attrgetter",
+        Sink::AttrGetter,
+        "reads attributes named by strings",
+    ),
+    (
+        "operator.methodcaller",
+        Sink::MethodCaller,
+        "calls methods named by strings",
+    ),
+    ("io.open", Sink::Open, "the builtin open under another name"),
+    ("io.FileIO", Sink::FileAccess, "opens files by path"),
+    ("io.open_code", Sink::FileAccess, "opens files by path"),
+    (
+        "dataclasses.make_dataclass",
+        Sink::FieldNames,
+        "field names become __match_args__",
+    ),
+    (
+        "collections.namedtuple",
+        Sink::FieldNames,
+        "field names become __match_args__",
+    ),
+    (
+        "typing.NamedTuple",
+        Sink::FieldNames,
+        "field names become __match_args__",
+    ),
+];
+
+/// What a sink needs checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sink {
+    Formatter,
+    Evaluates,
+    AttrGetter,
+    MethodCaller,
+    Open,
+    FileAccess,
+    FieldNames,
+}
+
+/// Sub-modules and attributes of native packages that no policy may allow even though the
+/// package is allowed (the native list is package-prefix).
+pub const NATIVE_DENIED: &[(&str, &str)] = &[
+    (
+        "numpy.ctypeslib",
+        "loads shared libraries and hands out raw pointers",
+    ),
+    ("numpy.f2py", "compiles and loads native code"),
+    ("numpy.distutils", "runs compilers"),
+    ("numpy.testing", "spawns processes"),
+    ("pandas.read_pickle", "unpickling runs arbitrary code"),
+    ("pandas.io.pickle", "unpickling runs arbitrary code"),
+];
+
+/// String values that look like dunder names but are ordinary data.
+pub const ALLOWED_DUNDER_STRINGS: &[(&str, &str)] =
+    &[("__main__", "compared with __name__ in the main guard")];
+
+/// Top-level names of the CPython 3.11 standard library (`sys.stdlib_module_names`). An
+/// attribute of a module with one of these names, when that module is not allowed, is a
+/// leaked module (`typing.sys`, `dataclasses.inspect`).
+pub const STDLIB_MODULES: &[&str] = &[
+    "__future__",
+    "_abc",
+    "_aix_support",
+    "_ast",
+    "_asyncio",
+    "_bisect",
+    "_blake2",
+    "_bootsubprocess",
+    "_bz2",
+    "_codecs",
+    "_codecs_cn",
+    "_codecs_hk",
+    "_codecs_iso2022",
+    "_codecs_jp",
+    "_codecs_kr",
+    "_codecs_tw",
+    "_collections",
+    "_collections_abc",
+    "_compat_pickle",
+    "_compression",
+    "_contextvars",
+    "_crypt",
+    "_csv",
+    "_ctypes",
+    "_curses",
+    "_curses_panel",
+    "_datetime",
+    "_dbm",
+    "_decimal",
+    "_elementtree",
+    "_frozen_importlib",
+    "_frozen_importlib_external",
+    "_functools",
+    "_gdbm",
+    "_hashlib",
+    "_heapq",
+    "_imp",
+    "_io",
+    "_json",
+    "_locale",
+    "_lsprof",
+    "_lzma",
+    "_markupbase",
+    "_md5",
+    "_msi",
+    "_multibytecodec",
+    "_multiprocessing",
+    "_opcode",
+    "_operator",
+    "_osx_support",
+    "_overlapped",
+    "_pickle",
+    "_posixshmem",
+    "_posixsubprocess",
+    "_py_abc",
+    "_pydecimal",
+    "_pyio",
+    "_queue",
+    "_random",
+    "_scproxy",
+    "_sha1",
+    "_sha256",
+    "_sha3",
+    "_sha512",
+    "_signal",
+    "_sitebuiltins",
+    "_socket",
+    "_sqlite3",
+    "_sre",
+    "_ssl",
+    "_stat",
+    "_statistics",
+    "_string",
+    "_strptime",
+    "_struct",
+    "_symtable",
+    "_thread",
+    "_threading_local",
+    "_tkinter",
+    "_tokenize",
+    "_tracemalloc",
+    "_typing",
+    "_uuid",
+    "_warnings",
+    "_weakref",
+    "_weakrefset",
+    "_winapi",
+    "_zoneinfo",
+    "abc",
+    "aifc",
+    "antigravity",
+    "argparse",
+    "array",
+    "ast",
+    "asynchat",
+    "asyncio",
+    "asyncore",
+    "atexit",
+    "audioop",
+    "base64",
+    "bdb",
+    "binascii",
+    "bisect",
+    "builtins",
+    "bz2",
+    "cProfile",
+    "calendar",
+    "cgi",
+    "cgitb",
+    "chunk",
+    "cmath",
+    "cmd",
+    "code",
+    "codecs",
+    "codeop",
+    "collections",
+    "colorsys",
+    "compileall",
+    "concurrent",
+    "configparser",
+    "contextlib",
+    "contextvars",
+    "copy",
+    "copyreg",
+    "crypt",
+    "csv",
+    "ctypes",
+    "curses",
+    "dataclasses",
+    "datetime",
+    "dbm",
+    "decimal",
+    "difflib",
+    "dis",
+    "distutils",
+    "doctest",
+    "email",
+    "encodings",
+    "ensurepip",
+    "enum",
+    "errno",
+    "faulthandler",
+    "fcntl",
+    "filecmp",
+    "fileinput",
+    "fnmatch",
+    "fractions",
+    "ftplib",
+    "functools",
+    "gc",
+    "genericpath",
+    "getopt",
+    "getpass",
+    "gettext",
+    "glob",
+    "graphlib",
+    "grp",
+    "gzip",
+    "hashlib",
+    "heapq",
+    "hmac",
+    "html",
+    "http",
+    "idlelib",
+    "imaplib",
+    "imghdr",
+    "imp",
+    "importlib",
+    "inspect",
+    "io",
+    "ipaddress",
+    "itertools",
+    "json",
+    "keyword",
+    "lib2to3",
+    "linecache",
+    "locale",
+    "logging",
+    "lzma",
+    "mailbox",
+    "mailcap",
+    "marshal",
+    "math",
+    "mimetypes",
+    "mmap",
+    "modulefinder",
+    "msilib",
+    "msvcrt",
+    "multiprocessing",
+    "netrc",
+    "nis",
+    "nntplib",
+    "nt",
+    "ntpath",
+    "nturl2path",
+    "numbers",
+    "opcode",
+    "operator",
+    "optparse",
+    "os",
+    "ossaudiodev",
+    "pathlib",
+    "pdb",
+    "pickle",
+    "pickletools",
+    "pipes",
+    "pkgutil",
+    "platform",
+    "plistlib",
+    "poplib",
+    "posix",
+    "posixpath",
+    "pprint",
+    "profile",
+    "pstats",
+    "pty",
+    "pwd",
+    "py_compile",
+    "pyclbr",
+    "pydoc",
+    "pydoc_data",
+    "pyexpat",
+    "queue",
+    "quopri",
+    "random",
+    "re",
+    "readline",
+    "reprlib",
+    "resource",
+    "rlcompleter",
+    "runpy",
+    "sched",
+    "secrets",
+    "select",
+    "selectors",
+    "shelve",
+    "shlex",
+    "shutil",
+    "signal",
+    "site",
+    "smtpd",
+    "smtplib",
+    "sndhdr",
+    "socket",
+    "socketserver",
+    "spwd",
+    "sqlite3",
+    "sre_compile",
+    "sre_constants",
+    "sre_parse",
+    "ssl",
+    "stat",
+    "statistics",
+    "string",
+    "stringprep",
+    "struct",
+    "subprocess",
+    "sunau",
+    "symtable",
+    "sys",
+    "sysconfig",
+    "syslog",
+    "tabnanny",
+    "tarfile",
+    "telnetlib",
+    "tempfile",
+    "termios",
+    "textwrap",
+    "this",
+    "threading",
+    "time",
+    "timeit",
+    "tkinter",
+    "token",
+    "tokenize",
+    "tomllib",
+    "trace",
+    "traceback",
+    "tracemalloc",
+    "tty",
+    "turtle",
+    "turtledemo",
+    "types",
+    "typing",
+    "unicodedata",
+    "unittest",
+    "urllib",
+    "uu",
+    "uuid",
+    "venv",
+    "warnings",
+    "wave",
+    "weakref",
+    "webbrowser",
+    "winreg",
+    "winsound",
+    "wsgiref",
+    "xdrlib",
+    "xml",
+    "xmlrpc",
+    "zipapp",
+    "zipfile",
+    "zipimport",
+    "zlib",
+    "zoneinfo",
+];
+
+/// Public sub-modules of standard-library packages, so that `from json import tool` is
+/// known to import `json.tool`.
+pub const STDLIB_SUBMODULES: &[&str] = &[
+    "asyncio.base_events",
+    "asyncio.base_futures",
+    "asyncio.base_subprocess",
+    "asyncio.base_tasks",
+    "asyncio.constants",
+    "asyncio.coroutines",
+    "asyncio.events",
+    "asyncio.exceptions",
+    "asyncio.format_helpers",
+    "asyncio.futures",
+    "asyncio.locks",
+    "asyncio.log",
+    "asyncio.mixins",
+    "asyncio.proactor_events",
+    "asyncio.protocols",
+    "asyncio.queues",
+    "asyncio.runners",
+    "asyncio.selector_events",
+    "asyncio.sslproto",
+    "asyncio.staggered",
+    "asyncio.streams",
+    "asyncio.subprocess",
+    "asyncio.taskgroups",
+    "asyncio.tasks",
+    "asyncio.threads",
+    "asyncio.timeouts",
+    "asyncio.transports",
+    "asyncio.trsock",
+    "asyncio.unix_events",
+    "asyncio.windows_events",
+    "asyncio.windows_utils",
+    "collections.abc",
+    "concurrent.futures",
+    "ctypes.macholib",
+    "ctypes.util",
+    "ctypes.wintypes",
+    "curses.ascii",
+    "curses.has_key",
+    "curses.panel",
+    "curses.textpad",
+    "dbm.dumb",
+    "dbm.gnu",
+    "dbm.ndbm",
+    "email.base64mime",
+    "email.charset",
+    "email.contentmanager",
+    "email.encoders",
+    "email.errors",
+    "email.feedparser",
+    "email.generator",
+    "email.header",
+    "email.headerregistry",
+    "email.iterators",
+    "email.message",
+    "email.mime",
+    "email.parser",
+    "email.policy",
+    "email.quoprimime",
+    "email.utils",
+    "html.entities",
+    "html.parser",
+    "http.client",
+    "http.cookiejar",
+    "http.cookies",
+    "http.server",
+    "importlib.abc",
+    "importlib.machinery",
+    "importlib.metadata",
+    "importlib.readers",
+    "importlib.resources",
+    "importlib.simple",
+    "importlib.util",
+    "json.decoder",
+    "json.encoder",
+    "json.scanner",
+    "json.tool",
+    "logging.config",
+    "logging.handlers",
+    "multiprocessing.connection",
+    "multiprocessing.context",
+    "multiprocessing.dummy",
+    "multiprocessing.forkserver",
+    "multiprocessing.heap",
+    "multiprocessing.managers",
+    "multiprocessing.pool",
+    "multiprocessing.popen_fork",
+    "multiprocessing.popen_forkserver",
+    "multiprocessing.popen_spawn_posix",
+    "multiprocessing.popen_spawn_win32",
+    "multiprocessing.process",
+    "multiprocessing.queues",
+    "multiprocessing.reduction",
+    "multiprocessing.resource_sharer",
+    "multiprocessing.resource_tracker",
+    "multiprocessing.shared_memory",
+    "multiprocessing.sharedctypes",
+    "multiprocessing.spawn",
+    "multiprocessing.synchronize",
+    "multiprocessing.util",
+    "sqlite3.dbapi2",
+    "sqlite3.dump",
+    "unittest.async_case",
+    "unittest.case",
+    "unittest.loader",
+    "unittest.main",
+    "unittest.mock",
+    "unittest.result",
+    "unittest.runner",
+    "unittest.signals",
+    "unittest.suite",
+    "unittest.util",
+    "urllib.error",
+    "urllib.parse",
+    "urllib.request",
+    "urllib.response",
+    "urllib.robotparser",
+    "wsgiref.handlers",
+    "wsgiref.headers",
+    "wsgiref.simple_server",
+    "wsgiref.types",
+    "wsgiref.util",
+    "wsgiref.validate",
+    "xml.dom",
+    "xml.etree",
+    "xml.parsers",
+    "xml.sax",
+    "xmlrpc.client",
+    "xmlrpc.server",
+];
+
+fn in_table(table: &[(&str, &str)], name: &str) -> bool {
+    table.iter().any(|(n, _)| *n == name)
+}
+
+pub fn is_forbidden_builtin(name: &str) -> bool {
+    in_table(FORBIDDEN_BUILTINS, name)
+}
+
+pub fn is_checked_builtin(name: &str) -> bool {
+    in_table(CHECKED_BUILTINS, name)
+}
+
+pub fn is_allowed_dunder_name(name: &str) -> bool {
+    in_table(ALLOWED_DUNDER_NAMES, name)
+}
+
+pub fn is_allowed_dunder_attr(name: &str) -> bool {
+    in_table(ALLOWED_DUNDER_ATTRS, name)
+}
+
+pub fn is_super_dunder(name: &str) -> bool {
+    in_table(SUPER_DUNDERS, name)
+}
+
+pub fn is_allowed_dunder_store(name: &str) -> bool {
+    in_table(ALLOWED_DUNDER_STORES, name)
+}
+
+pub fn is_blocked_attr(name: &str) -> bool {
+    in_table(BLOCKED_ATTRS, name)
+}
+
+pub fn is_allowed_dunder_string(name: &str) -> bool {
+    in_table(ALLOWED_DUNDER_STRINGS, name)
+}
+
+pub fn native_denied(module: &str) -> Option<&'static str> {
+    NATIVE_DENIED
+        .iter()
+        .find(|(n, _)| module == *n || module.strip_prefix(n).is_some_and(|r| r.starts_with('.')))
+        .map(|(_, why)| *why)
+}
+
+pub fn sink(qualified: &str) -> Option<Sink> {
+    MODULE_SINKS
+        .iter()
+        .find(|(n, _, _)| *n == qualified)
+        .map(|(_, s, _)| *s)
+}
+
+pub fn is_stdlib_module(name: &str) -> bool {
+    STDLIB_MODULES.binary_search(&name).is_ok()
+}
+
+pub fn is_stdlib_submodule(name: &str) -> bool {
+    STDLIB_SUBMODULES.binary_search(&name).is_ok()
+}
+
+/// `__x__` with at least one character between the underscores.
+pub fn is_dunder(name: &str) -> bool {
+    name.len() > 4 && name.starts_with("__") && name.ends_with("__")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_tables_are_sorted() {
+        assert!(STDLIB_MODULES.windows(2).all(|w| w[0] < w[1]));
+        assert!(STDLIB_SUBMODULES.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn every_allowance_has_a_reason() {
+        for table in [
+            ALLOWED_BUILTINS,
+            ALLOWED_DUNDER_NAMES,
+            ALLOWED_DUNDER_ATTRS,
+            SUPER_DUNDERS,
+            ALLOWED_DUNDER_STORES,
+            ALLOWED_DUNDER_STRINGS,
+        ] {
+            for (name, why) in table {
+                assert!(!why.is_empty(), "{name} has no reason");
+            }
+        }
+    }
+}

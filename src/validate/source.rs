@@ -1,0 +1,298 @@
+//! Positions, excerpts and the checks that run on the text before it is parsed.
+
+use rustpython_parser::lexer::LexResult;
+use rustpython_parser::{StringKind, Tok};
+
+/// Byte offsets of line starts. Python ends a line at `\n`, `\r\n` or a lone `\r`.
+pub struct Lines<'a> {
+    pub text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(text: &'a str) -> Self {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\n' => starts.push(i + 1),
+                b'\r' => {
+                    if bytes.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    }
+                    starts.push(i + 1);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        Self { text, starts }
+    }
+
+    /// 1-based line and 1-based column (counted in characters) of a byte offset.
+    pub fn position(&self, offset: usize) -> (u32, u32) {
+        let offset = offset.min(self.text.len());
+        let line = match self.starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(i) => i.saturating_sub(1),
+        };
+        let start = self.starts.get(line).copied().unwrap_or(0);
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
+        (to_u32(line + 1), to_u32(col + 1))
+    }
+
+    /// The text of a 1-based line, without its line ending.
+    pub fn line(&self, line: u32) -> Option<&'a str> {
+        let index = usize::try_from(line).ok()?.checked_sub(1)?;
+        let start = *self.starts.get(index)?;
+        let end = self
+            .starts
+            .get(index + 1)
+            .copied()
+            .unwrap_or(self.text.len());
+        let text = self.text.get(start..end)?;
+        Some(text.trim_end_matches(['\n', '\r']))
+    }
+
+    /// A short excerpt of `start..end`: its first line, at most `MAX_EXCERPT_CHARS` characters.
+    pub fn excerpt(&self, start: usize, end: usize) -> String {
+        let start = start.min(self.text.len());
+        let end = end.clamp(start, self.text.len());
+        let Some(text) = self.text.get(start..end) else {
+            return String::new();
+        };
+        let first = text.split(['\n', '\r']).next().unwrap_or("").trim_end();
+        let mut out: String = first.chars().take(MAX_EXCERPT_CHARS).collect();
+        if first.chars().count() > MAX_EXCERPT_CHARS || first.len() < text.trim_end().len() {
+            out.push_str("...");
+        }
+        out
+    }
+}
+
+/// Longest `text` excerpt in a violation, in characters.
+pub const MAX_EXCERPT_CHARS: usize = 60;
+
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The encoding named by a PEP 263 declaration in the first two lines, with its byte
+/// offset, if there is one that is not UTF-8. CPython decodes a file with that codec
+/// (UTF-7 turns comments into code), so the text the validator sees would not be the
+/// program that runs.
+pub fn foreign_encoding(text: &str) -> Option<(usize, String)> {
+    let mut offset = 0;
+    for (index, line) in text.split_inclusive('\n').take(2).enumerate() {
+        let body = line.trim_start_matches(['\u{feff}', ' ', '\t', '\x0c']);
+        if let Some(comment) = body.strip_prefix('#') {
+            if let Some(name) = declared_encoding(comment) {
+                let normal = name.to_ascii_lowercase().replace('_', "-");
+                if normal != "utf-8" && normal != "utf8" {
+                    return Some((offset, name));
+                }
+            }
+        } else if index == 0 && !body.trim().is_empty() {
+            // A declaration on line 2 counts only below a comment or blank line 1.
+            return None;
+        }
+        offset += line.len();
+    }
+    None
+}
+
+fn declared_encoding(comment: &str) -> Option<String> {
+    let at = comment.find("coding")?;
+    let rest = &comment[at + "coding".len()..];
+    let rest = rest.strip_prefix([':', '='])?;
+    let name: String = rest
+        .trim_start_matches([' ', '\t'])
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+/// The deepest syntax tree the validator accepts. CPython itself gives up near 200 nested
+/// brackets and around a thousand chained operators; honest code stays far below both. The
+/// bound keeps the parser and the checker off the end of the stack on hostile input.
+pub const MAX_NESTING: usize = 200;
+
+/// An upper bound of the syntax-tree depth of the token stream, or the offset where it
+/// first exceeds [`MAX_NESTING`].
+///
+/// Every token that can add a level (an operator, a dot, a keyword such as `not`, `lambda`
+/// or `if`, a closing bracket) counts one; a comma closes the running count of its
+/// bracket level, except inside a lambda's parameters; a newline closes the statement.
+/// Indentation counts two per level and each `elif` of a chain one (an `elif` is an `if`
+/// nested in the `else` of the one before). An f-string adds the depth of its deepest
+/// replacement field, counted character by character, since its expressions are parsed
+/// later from the string.
+pub fn nesting_exceeded(tokens: &[LexResult]) -> Option<usize> {
+    // Per open bracket: the count of that level and the lambdas awaiting their colon.
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    let mut count = 0usize;
+    let mut lambdas = 0usize;
+    let mut outer = 0usize; // sum of the counts of enclosing levels
+    // Per indentation level: the length of the `elif` chain running at that level.
+    let mut elifs: Vec<usize> = vec![0];
+    let mut elif_total = 0usize;
+    let mut line_start = true;
+    for (tok, range) in tokens.iter().flatten() {
+        let mut local = 0usize;
+        if line_start && !matches!(tok, Tok::Indent | Tok::Dedent | Tok::Newline) {
+            if !matches!(tok, Tok::Elif | Tok::Else)
+                && let Some(run) = elifs.last_mut()
+            {
+                elif_total -= *run;
+                *run = 0;
+            }
+            line_start = false;
+        }
+        match tok {
+            Tok::Lpar | Tok::Lsqb | Tok::Lbrace => {
+                stack.push((count, lambdas));
+                outer += count + 1;
+                count = 0;
+                lambdas = 0;
+            }
+            Tok::Rpar | Tok::Rsqb | Tok::Rbrace => {
+                if let Some((c, l)) = stack.pop() {
+                    outer = outer.saturating_sub(c + 1);
+                    count = c + 1;
+                    lambdas = l;
+                }
+            }
+            Tok::Comma if lambdas == 0 => count = 0,
+            Tok::Colon if lambdas > 0 => lambdas -= 1,
+            Tok::Lambda => {
+                lambdas += 1;
+                count += 1;
+            }
+            Tok::Newline | Tok::Semi => {
+                stack.clear();
+                count = 0;
+                lambdas = 0;
+                outer = 0;
+                line_start = true;
+            }
+            Tok::Indent => {
+                elifs.push(0);
+                line_start = true;
+            }
+            Tok::Dedent => {
+                if elifs.len() > 1 {
+                    elif_total -= elifs.pop().unwrap_or(0);
+                }
+                line_start = true;
+            }
+            Tok::Elif => {
+                if let Some(run) = elifs.last_mut() {
+                    *run += 1;
+                    elif_total += 1;
+                }
+            }
+            Tok::String { value, kind, .. } => {
+                if matches!(kind, StringKind::FString | StringKind::RawFString) {
+                    local = fstring_depth(value);
+                }
+            }
+            Tok::Name { .. }
+            | Tok::Int { .. }
+            | Tok::Float { .. }
+            | Tok::Complex { .. }
+            | Tok::EndOfFile
+            | Tok::StartModule
+            | Tok::StartInteractive
+            | Tok::StartExpression
+            | Tok::Comma
+            | Tok::Colon
+            | Tok::False
+            | Tok::None
+            | Tok::True
+            | Tok::Ellipsis
+            | Tok::Pass
+            | Tok::Break
+            | Tok::Continue => {}
+            _ => count += 1,
+        }
+        let indent = 2 * (elifs.len() - 1);
+        if outer + count + local + indent + elif_total > MAX_NESTING {
+            return Some(usize::from(range.start()));
+        }
+    }
+    None
+}
+
+/// The depth of the deepest replacement field of an f-string body: every bracket and
+/// operator character inside one field counts one.
+fn fstring_depth(body: &str) -> usize {
+    let mut deepest = 0;
+    let mut level = 0usize;
+    let mut field = 0usize;
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        if level == 0 {
+            if c == '{' {
+                if chars.peek() == Some(&'{') {
+                    chars.next();
+                } else {
+                    level = 1;
+                    field = 1;
+                }
+            }
+            continue;
+        }
+        match c {
+            '{' | '(' | '[' => {
+                level += usize::from(c == '{');
+                field += 1;
+            }
+            '}' => {
+                level -= 1;
+                field += 1;
+                if level == 0 {
+                    deepest = deepest.max(field);
+                }
+            }
+            _ if "()[]+-*/%@&|^~<>=.!:,'\"".contains(c) => field += 1,
+            _ => {}
+        }
+    }
+    deepest.max(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_characters_and_all_line_endings() {
+        let lines = Lines::new("a\r\nｅx\rb\nc");
+        assert_eq!(lines.position(0), (1, 1));
+        assert_eq!(lines.position(3), (2, 1));
+        assert_eq!(lines.position(6), (2, 2));
+        assert_eq!(lines.position(8), (3, 1));
+        assert_eq!(lines.position(10), (4, 1));
+        assert_eq!(lines.line(2), Some("ｅx"));
+    }
+
+    #[test]
+    fn fstring_fields_are_measured_one_at_a_time() {
+        assert!(fstring_depth("{a:.2f} {b:.2f} {c:.2f} {d:.2f}") <= 6);
+        assert!(fstring_depth("{a+b+c+d}") >= 4);
+        assert_eq!(fstring_depth("{{literal}}"), 0);
+    }
+
+    #[test]
+    fn encoding_declarations() {
+        assert!(foreign_encoding("# -*- coding: utf-8 -*-\n").is_none());
+        assert!(foreign_encoding("#!/usr/bin/env python\n# coding=utf_7\n").is_some());
+        assert!(foreign_encoding("# vim: set fileencoding=latin-1 :\n").is_some());
+        assert!(foreign_encoding("x = 1\n# coding: utf-7\n").is_none());
+    }
+}

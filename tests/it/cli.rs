@@ -1,0 +1,313 @@
+//! The `stratbox` command line: exit codes, bad input, human and JSON output.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use crate::common::root;
+
+fn stratbox(args: &[&str]) -> Output {
+    stratbox_with_stdin(args, b"")
+}
+
+fn stratbox_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stratbox starts");
+    let mut pipe = child.stdin.take().expect("stdin");
+    // A child that exits early closes its stdin; a broken pipe here is not a failure.
+    let _ = pipe.write_all(stdin);
+    drop(pipe);
+    child.wait_with_output().expect("stratbox exits")
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("fixture");
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn example_runs_for_people() {
+    let out = stratbox(&[
+        "run",
+        "examples/strategies/sma_crossover.py",
+        "--input",
+        "examples/data/prices.json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("\"symbol\": \"SYNTH\""), "{stdout}");
+    let err = stderr(&out);
+    let summary = err.lines().last().expect("a summary line");
+    assert!(summary.starts_with("stratbox: ok · wasm · "), "{summary}");
+    assert!(summary.contains("profile default"), "{summary}");
+}
+
+#[test]
+fn json_outcome_has_the_documented_shape() {
+    let out = stratbox(&[
+        "run",
+        "examples/strategies/sma_crossover.py",
+        "--input",
+        "examples/data/prices.json",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let value = json(&out);
+    for key in [
+        "status",
+        "reason",
+        "backend",
+        "route",
+        "exit_code",
+        "stdout",
+        "stderr",
+        "truncated",
+        "violations",
+        "usage",
+        "policy",
+    ] {
+        assert!(value.get(key).is_some(), "missing {key}: {value}");
+    }
+    assert_eq!(value["status"], "ok");
+    assert_eq!(value["reason"], serde_json::Value::Null);
+    assert_eq!(value["backend"], "wasm");
+    assert_eq!(value["route"]["backend"], "wasm");
+    assert_eq!(value["exit_code"], 0);
+    assert_eq!(value["truncated"]["stdout"], false);
+    assert!(value["usage"]["fuel"].as_u64().expect("fuel") > 0);
+    assert!(value["usage"]["wall_ms"].as_f64().expect("wall_ms") > 0.0);
+    assert_eq!(value["policy"], "default");
+    assert!(
+        out.stderr.is_empty(),
+        "--json keeps stderr quiet: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn exit_codes_follow_the_status() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: [(&str, &str, &[&str], i32, &str); 4] = [
+        ("ok.py", "print(1)", &[], 0, "ok"),
+        ("raise.py", "raise ValueError('no')", &[], 1, "error"),
+        (
+            "spin.py",
+            "while True:\n    pass",
+            &["--fuel", "50000000"],
+            4,
+            "killed",
+        ),
+        (
+            "sleep.py",
+            "import time\ntime.sleep(100)",
+            &["--timeout", "300ms"],
+            4,
+            "killed",
+        ),
+    ];
+    for (name, source, extra, code, status) in cases {
+        let file = write(dir.path(), name, source.as_bytes());
+        let mut args = vec!["run", file.as_str(), "--json"];
+        args.extend_from_slice(extra);
+        let out = stratbox(&args);
+        assert_eq!(out.status.code(), Some(code), "{name}: {}", stderr(&out));
+        assert_eq!(json(&out)["status"], status, "{name}");
+    }
+}
+
+#[test]
+fn strategy_from_stdin() {
+    let out = stratbox_with_stdin(&["run", "-", "--json"], b"print('from stdin')");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["stdout"], "from stdin\n");
+}
+
+#[test]
+fn empty_file_runs_and_prints_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "empty.py", b"");
+    let out = stratbox(&["run", &file, "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["stdout"], "");
+}
+
+#[test]
+fn non_utf8_source_is_rejected_with_its_position() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(dir.path(), "latin1.py", b"x = 1\nname = 'caf\xe9'\n");
+    let out = stratbox(&["run", &file, "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let value = json(&out);
+    assert_eq!(value["status"], "rejected");
+    assert_eq!(value["violations"][0]["rule"], "encoding");
+    assert_eq!(value["violations"][0]["line"], 2);
+    assert_eq!(value["violations"][0]["col"], 12);
+    // And for people:
+    let out = stratbox(&["run", &file]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("not valid UTF-8"), "{}", stderr(&out));
+}
+
+#[test]
+fn oversized_source_is_rejected_without_reading_it_all() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = "# padding\n".repeat(5_000_000); // 50 MB
+    let file = write(dir.path(), "big.py", big.as_bytes());
+    let out = stratbox(&["run", &file, "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let value = json(&out);
+    assert_eq!(value["violations"][0]["rule"], "source-size");
+    assert!(
+        value["violations"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("1MiB"),
+        "{value}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_usage_error() {
+    let out = stratbox(&["run", "no/such/strategy.py"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot read the strategy no/such/strategy.py"),
+        "{err}"
+    );
+    assert!(err.contains("No such file"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn directory_as_file_is_a_usage_error() {
+    let out = stratbox(&["run", "examples"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is a directory"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_flags_and_values_are_usage_errors() {
+    for (args, needle) in [
+        (&["run", "x.py", "--frobnicate"][..], "--frobnicate"),
+        (&["run", "x.py", "--timeout", "soon"][..], "soon"),
+        (&["run", "x.py", "--memory", "lots"][..], "lots"),
+        (&["run", "x.py", "--backend", "vm"][..], "vm"),
+        (&["run", "x.py", "--profile", "nope"][..], "nope"),
+        (&["run", "x.py", "--memory", "1MiB"][..], "below"),
+        (&["launch"][..], "launch"),
+    ] {
+        let out = stratbox(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn bad_profile_file_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let profile = write(dir.path(), "mine.toml", b"[limits]\nwall_time = \"1s\"\n");
+    let out = stratbox(&[
+        "run",
+        "examples/strategies/sma_crossover.py",
+        "--profile",
+        &profile,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("wall_time") && err.contains("mine.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_input_and_bad_data_dir_are_usage_errors() {
+    let out = stratbox(&[
+        "run",
+        "examples/strategies/sma_crossover.py",
+        "--input",
+        "nope.json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nope.json"), "{}", stderr(&out));
+    let out = stratbox(&[
+        "run",
+        "examples/strategies/sma_crossover.py",
+        "--data",
+        "README.md",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
+}
+
+#[test]
+fn missing_guest_is_unavailable() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["run", "examples/strategies/sma_crossover.py", "--json"])
+        .current_dir(root())
+        .env("STRATBOX_GUEST", "/nonexistent/guest.wasm")
+        .output()
+        .expect("stratbox runs");
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let value = json(&out);
+    assert_eq!(value["status"], "unavailable");
+    let message = value["message"].as_str().expect("message");
+    assert!(
+        message.contains("/nonexistent/guest.wasm") && message.contains("make guest"),
+        "{message}"
+    );
+}
+
+#[test]
+fn corrupt_cache_entries_are_rebuilt() {
+    let cache = tempfile::tempdir().expect("temp dir");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(["run", "-", "--json"])
+            .current_dir(root())
+            .env("STRATBOX_CACHE_DIR", cache.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("stratbox runs")
+    };
+    assert_eq!(run().status.code(), Some(0));
+    let entries: Vec<_> = std::fs::read_dir(cache.path().join("wasm"))
+        .expect("cache written")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut bytes = std::fs::read(&entries[0]).expect("entry");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&entries[0], &bytes).expect("corrupt it");
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_ne!(
+        std::fs::read(&entries[0]).expect("entry"),
+        bytes,
+        "the entry was rebuilt"
+    );
+}

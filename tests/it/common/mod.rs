@@ -1,0 +1,90 @@
+//! Shared helpers: one sandbox per test process, policies built from TOML, run shortcuts.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use stratbox::backend::WasmBackend;
+use stratbox::{BackendKind, Outcome, Policy, Request, Sandbox};
+
+/// The process-wide sandbox: the guest is compiled (or loaded from the cache) once.
+pub fn sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        let wasm = WasmBackend::new()
+            .expect("the wasm guest must be built before the tests run: `make guest`");
+        Sandbox::with_wasm(wasm)
+    })
+}
+
+/// A policy from the default profile with extra TOML appended (tables may repeat keys of
+/// the default profile only by replacing whole tables, so `extra` names its own tables).
+pub fn policy(extra: &str) -> Policy {
+    Policy::from_toml("test", "test profile", extra).unwrap_or_else(|e| panic!("{e}\n{extra}"))
+}
+
+/// A policy with the validator switched off: proves the backend holds on its own.
+pub fn unvalidated(limits: &str) -> Policy {
+    policy(&format!(
+        "[validator]\nenabled = false\n[imports.native]\nnumpy = \"test\"\npandas = \"test\"\n{limits}"
+    ))
+}
+
+/// Runs `source` with `input` on `backend` under `policy`.
+pub async fn run_on(
+    backend: BackendKind,
+    source: &str,
+    input: &[u8],
+    data: Option<&Path>,
+    policy: &Policy,
+) -> Outcome {
+    let request = Request {
+        input,
+        data_dir: data,
+        backend: Some(backend),
+        ..Request::new(source, "strategy.py")
+    };
+    sandbox().run(&request, policy).await
+}
+
+/// Runs `source` on the wasm backend with the validator off.
+pub async fn wasm(source: &str, limits: &str) -> Outcome {
+    run_on(BackendKind::Wasm, source, b"", None, &unvalidated(limits)).await
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Asserts a status and reason, printing the whole outcome when they differ.
+#[track_caller]
+pub fn assert_ended(outcome: &Outcome, status: stratbox::Status, reason: Option<stratbox::Reason>) {
+    assert_eq!(
+        (outcome.status, outcome.reason),
+        (status, reason),
+        "unexpected ending:\n{}",
+        serde_json::to_string_pretty(outcome).unwrap_or_default()
+    );
+}
+
+/// What the machine's own `python3` prints for `source` with `input` on stdin.
+pub fn native_python(source: &str, input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-I", "-c", source])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("input written");
+    let output = child.wait_with_output().expect("python3 exits");
+    assert!(output.status.success(), "native python3 failed");
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}

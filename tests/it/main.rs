@@ -1,0 +1,14 @@
+//! stratbox's integration tests: one binary, one module per area. They run the real wasm
+//! guest and (with the `test-docker` feature, which CI turns on) the real Docker engine.
+
+mod common;
+
+/// The command line: arguments, exit codes, bad input, output formats.
+mod cli;
+/// The container backend: confinement, limits, outcomes and cleanup against the real engine.
+#[cfg(feature = "test-docker")]
+mod container;
+/// The AST validator and the router: fixtures, rules, NFKC, routing, diagnostics.
+mod validator;
+/// The wasm backend: limits, capabilities and isolation of the CPython guest.
+mod wasm;

@@ -1,0 +1,22 @@
+"""The wasm guest's entry module, built into a component by componentize-py.
+
+Everything at module level runs once, at build time: the interpreter starts and every
+module of ``wasm/modules.txt`` is imported, then the whole state is snapshotted. A run is an
+instantiation of that snapshot plus the strategy itself.
+"""
+
+import importlib
+
+import runner
+import wit_world
+from guest_modules import MODULES
+
+for _name in MODULES:
+    importlib.import_module(_name)
+del _name
+
+
+class WitWorld(wit_world.WitWorld):
+    def run(self, source: str, filename: str) -> wit_world.Finished:
+        ending, exit_code = runner.execute(source, filename)
+        return wit_world.Finished(getattr(wit_world.Ending, ending.upper()), exit_code)

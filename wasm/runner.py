@@ -1,0 +1,175 @@
+"""The stratbox runner: executes one strategy as ``__main__`` and says how it ended.
+
+The same file runs on both backends, so a strategy sees the same protocol everywhere:
+
+* wasm: ``guest_app.py`` imports this module while the guest is pre-initialised and calls
+  :func:`execute` for each run; the host reads the ending from the return value.
+* container: ``python3 -I /opt/stratbox/runner.py`` reads a frame from stdin (a JSON header
+  line, the source, then the input document), checks that the sandbox is in force
+  (:func:`preflight`), runs the strategy and writes the ending as the last line of stderr,
+  tagged with the nonce the host sent in the header.
+
+The strategy gets a fresh ``__main__`` module, ``sys.argv == [filename]``, stdin holding the
+input document, and tracebacks that show its own file name and line numbers.
+"""
+
+import builtins
+import json
+import linecache
+import sys
+import traceback
+import types
+
+OK = "ok"
+EXCEPTION = "exception"
+EXIT = "exit"
+MEMORY = "memory"
+
+
+def _exit_code(exc):
+    """The process exit code Python would give for ``SystemExit(exc.code)``."""
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, bool):
+        return int(code)
+    if isinstance(code, int):
+        return code
+    # sys.exit("message") prints the message and exits 1.
+    try:
+        print(code, file=sys.stderr)
+    except Exception:
+        pass
+    return 1
+
+
+#: OverflowError messages that mean "a size larger than the address space", not a numeric
+#: overflow. On the 32-bit wasm guest any request of 2 GiB or more ends this way rather
+#: than as a MemoryError; both backends report it as the memory limit.
+SIZE_OVERFLOW_MESSAGES = (
+    "index-sized integer",  # bytearray(2**31), [0] * 2**40 on a 32-bit build
+    "repeated string is too long",  # "x" * 2**31
+    "repeated bytes are too long",  # b"x" * 2**31
+)
+
+
+def _is_size_overflow(exc):
+    return isinstance(exc, OverflowError) and any(
+        message in str(exc) for message in SIZE_OVERFLOW_MESSAGES
+    )
+
+
+def _print_exception(exc):
+    """Prints a traceback without the runner's own frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+
+
+def _flush():
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def execute(source, filename):
+    """Runs ``source`` as ``__main__``. Returns ``(ending, exit_code)``."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    main = types.ModuleType("__main__")
+    main.__dict__.update({"__file__": filename, "__builtins__": builtins})
+    sys.modules["__main__"] = main
+    sys.argv = [filename]
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+        exec(code, main.__dict__)
+        ending, exit_code = OK, 0
+    except SystemExit as exc:
+        exit_code = _exit_code(exc)
+        ending = OK if exit_code == 0 else EXIT
+    except (MemoryError, OverflowError) as exc:
+        if not isinstance(exc, MemoryError) and not _is_size_overflow(exc):
+            _print_exception(exc)
+            _flush()
+            return EXCEPTION, 1
+        # Printing may itself fail for want of memory; the ending is what matters.
+        try:
+            _print_exception(exc)
+        except BaseException:
+            pass
+        ending, exit_code = MEMORY, 1
+    except BaseException as exc:
+        try:
+            _print_exception(exc)
+        except MemoryError:
+            ending, exit_code = MEMORY, 1
+        else:
+            ending, exit_code = EXCEPTION, 1
+    _flush()
+    return ending, exit_code
+
+
+# --- container mode -------------------------------------------------------------------
+
+#: Lines of /proc/self/status that must read as given before a strategy may start.
+REQUIRED_STATUS = {
+    "Seccomp": "2",  # a seccomp filter is active (mode 2: filter)
+    "NoNewPrivs": "1",  # no-new-privileges is set
+    "CapEff": "0000000000000000",  # no effective capabilities
+}
+
+
+def preflight():
+    """Returns a list of problems with the container's confinement (empty when sound)."""
+    problems = []
+    try:
+        with open("/proc/self/status") as status_file:
+            status = dict(
+                line.split(":", 1) for line in status_file.read().splitlines() if ":" in line
+            )
+    except OSError as err:
+        return ["cannot read /proc/self/status: %s" % err]
+    for key, wanted in REQUIRED_STATUS.items():
+        found = status.get(key, "").strip()
+        if found != wanted:
+            problems.append("%s is %r, expected %r" % (key, found, wanted))
+    uids = status.get("Uid", "").split()
+    if not uids or "0" in uids:
+        problems.append("running as uid %r, expected a non-root user" % " ".join(uids))
+    return problems
+
+
+def _report(nonce, ending, exit_code, detail=None):
+    _flush()
+    record = {"ending": ending, "exit_code": exit_code}
+    if detail:
+        record["detail"] = detail
+    line = "\n@stratbox-result %s %s\n" % (nonce, json.dumps(record))
+    try:
+        import os
+
+        os.write(2, line.encode())
+    except OSError:
+        pass
+
+
+def container_main():
+    """Entry point inside the container image."""
+    stdin = sys.stdin.buffer
+    header = json.loads(stdin.readline())
+    nonce = header["nonce"]
+    source = stdin.read(header["source_len"]).decode("utf-8")
+    # The rest of stdin is the input document, read by the strategy through sys.stdin.
+    problems = preflight()
+    if problems:
+        _report(nonce, "preflight", 125, "; ".join(problems))
+        return 125
+    ending, exit_code = execute(source, header.get("filename", "strategy.py"))
+    _report(nonce, ending, exit_code)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(container_main() & 0xFF)
