@@ -23,8 +23,21 @@ fn prices() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/prices.json")
 }
 
+/// The interpreter `python3` resolves to, asked once: launcher shims (pyenv, asdf) would
+/// otherwise add their own start-up to every native sample.
+fn python3() -> &'static Path {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 runs");
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+    })
+}
+
 fn native(script: &Path, input: &[u8]) {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python3())
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -41,7 +41,8 @@ fn wasm_checks(checks: &mut Vec<Check>) {
                 detail: format!(
                     "{} ({:.1} MiB, hash {})",
                     guest_path.display(),
-                    backend.guest_len() as f64 / f64::from(1u32 << 20),
+                    std::fs::metadata(&guest_path).map_or(0, |m| m.len()) as f64
+                        / f64::from(1u32 << 20),
                     &backend.guest_hash()[..16]
                 ),
             });

@@ -57,6 +57,12 @@ fn build(force: bool) -> anyhow::Result<u8> {
             .size_bytes
             .map(|b| format!(", {:.0} MiB", mib(b)))
             .unwrap_or_default();
+        if !built.removed.is_empty() {
+            eprintln!(
+                "stratbox: removed older images {}",
+                built.removed.join(", ")
+            );
+        }
         if built.rebuilt {
             eprintln!(
                 "stratbox: built {} ({}{size}) in {}",

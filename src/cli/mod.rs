@@ -1,5 +1,6 @@
 //! The command line: clap definitions here, one file per subcommand.
 
+mod check;
 mod doctor;
 mod image;
 mod run;
@@ -23,6 +24,8 @@ pub struct Cli {
 enum Command {
     /// Validate, route and run a strategy.
     Run(RunArgs),
+    /// Validate and route a strategy without running it.
+    Check(CheckArgs),
     /// Report what works on this machine: guest, cache, engine, image, seccomp.
     Doctor(DoctorArgs),
     /// Manage the container backend's runtime image.
@@ -109,6 +112,21 @@ enum ImageCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The strategy's source file, or `-` for stdin.
+    #[arg(value_name = "FILE")]
+    file: String,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Check against this backend instead of the one the router picks.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// Print the verdict as one JSON object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print the report as JSON.
     #[arg(long)]
@@ -128,6 +146,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Check(args) => check::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Image(args) => image::run(args),
     }

@@ -106,18 +106,10 @@ fn report(outcome: &Outcome, settings: &RunSettings) -> anyhow::Result<()> {
     let mut stderr = std::io::stderr().lock();
     stderr.write_all(outcome.stderr.as_bytes())?;
     if outcome.status == Status::Rejected {
-        for violation in &outcome.violations {
-            writeln!(
-                stderr,
-                "error[{}]: {}\n --> {}:{}:{}\n  = help: {}",
-                violation.rule,
-                violation.message,
-                settings.filename,
-                violation.line,
-                violation.col,
-                violation.hint
-            )?;
-        }
+        stderr.write_all(
+            super::check::human(&outcome.violations, &settings.source, &settings.filename)
+                .as_bytes(),
+        )?;
     }
     writeln!(stderr, "{}", outcome.summary())?;
     Ok(())

@@ -209,6 +209,9 @@ pub struct Built {
     pub elapsed: Duration,
     /// The mmdebstrap log, when a bootstrap ran.
     pub log: Option<PathBuf>,
+    /// Older `stratbox-runtime` images (other inputs) removed after the build; one still
+    /// used by a container is kept.
+    pub removed: Vec<String>,
 }
 
 /// Build steps, in order.
@@ -316,7 +319,8 @@ async fn runtime_tags(docker: &Docker) -> Result<Vec<String>, ImageError> {
 /// Takes minutes (about two on a 2-core machine with a nearby mirror); `progress` hears
 /// about every stage and mmdebstrap status line. The full mmdebstrap output goes to a log
 /// file under the user's cache directory, named in [`Built::log`] and in
-/// [`ImageError::Bootstrap`].
+/// [`ImageError::Bootstrap`]. After a successful build, older `stratbox-runtime` images
+/// (built from other inputs) are removed, except any a container still uses.
 pub async fn build(
     docker: &Docker,
     spec: &ImageSpec,
@@ -335,6 +339,7 @@ pub async fn build(
                 size_bytes,
                 elapsed: start.elapsed(),
                 log: None,
+                removed: Vec::new(),
             });
         }
         ImageStatus::Current { id } => Some(id),
@@ -390,6 +395,20 @@ pub async fn build(
             .remove_image(&old, Some(RemoveImageOptionsBuilder::new().build()), None)
             .await;
     }
+    let mut removed = Vec::new();
+    for stale in runtime_tags(docker).await? {
+        if stale == tag {
+            continue;
+        }
+        let options = RemoveImageOptionsBuilder::new().build();
+        if docker
+            .remove_image(&stale, Some(options), None)
+            .await
+            .is_ok()
+        {
+            removed.push(stale);
+        }
+    }
     let size_bytes = image_size(docker, &tag).await;
     progress(Progress::Stage {
         stage: Stage::Done,
@@ -402,6 +421,7 @@ pub async fn build(
         size_bytes,
         elapsed: start.elapsed(),
         log: Some(log_path),
+        removed,
     })
 }
 

@@ -311,3 +311,88 @@ fn corrupt_cache_entries_are_rebuilt() {
         "the entry was rebuilt"
     );
 }
+
+#[test]
+fn check_validates_and_routes_without_running() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = write(dir.path(), "bad.py", b"import os\nx = eval('1')\n");
+    let out = stratbox(&["check", &bad, "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let value = json(&out);
+    assert_eq!(value["status"], "rejected");
+    let rules: Vec<_> = value["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| {
+            (
+                v["rule"].as_str().unwrap_or_default().to_owned(),
+                v["line"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("forbidden-import".to_owned(), serde_json::json!(1)),
+            ("forbidden-call".to_owned(), serde_json::json!(2))
+        ]
+    );
+    let out = stratbox(&["check", &bad]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stderr(&out).contains("error[forbidden-call]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(" --> bad.py:2:5"), "{}", stderr(&out));
+
+    let out = stratbox(&["check", "examples/strategies/sma_pandas.py", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let value = json(&out);
+    assert_eq!(value["route"]["backend"], "container");
+    assert!(
+        value["route"]["why"]
+            .as_str()
+            .expect("why")
+            .contains("numpy"),
+        "{value}"
+    );
+
+    let out = stratbox(&[
+        "check",
+        "examples/strategies/sma_pandas.py",
+        "--backend",
+        "wasm",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(json(&out)["violations"][0]["rule"], "backend-mismatch");
+
+    // A marker the strategy would print proves nothing ran.
+    let marker = write(dir.path(), "ok.py", b"print('RAN')\n");
+    let out = stratbox(&["check", &marker]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("RAN"));
+    assert!(
+        stderr(&out).contains("would run on wasm"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn rejected_run_prints_diagnostics_and_runs_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = write(
+        dir.path(),
+        "walk.py",
+        b"print('RAN')\n().__class__.__bases__[0].__subclasses__()\n",
+    );
+    let out = stratbox(&["run", &file]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty(), "nothing ran");
+    let err = stderr(&out);
+    assert!(err.contains("error[dunder-access]"), "{err}");
+    assert!(err.contains("stratbox: rejected"), "{err}");
+}

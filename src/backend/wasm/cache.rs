@@ -4,6 +4,13 @@
 //! the wasmtime version and a hash of the engine's settings (fuel, epochs, target). Each
 //! entry carries a checksum in a side file; an entry that is missing, truncated, corrupt or
 //! unreadable is compiled again and replaced atomically, never trusted.
+//!
+//! Start-up cost matters (`stratbox run` is one process per strategy), so two things are
+//! never done on the warm path: reading the whole guest (its content hash is remembered
+//! against its size, modification time and inode, and recomputed when any of them
+//! changes), and copying the compiled code (the entry is memory-mapped, checksummed in
+//! place and handed to wasmtime as a file, which also maps the guest's initial memory
+//! straight from it).
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -52,23 +59,101 @@ fn engine_hash(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// The guest file and its content hash, read lazily.
+#[derive(Debug)]
+pub struct Guest {
+    pub path: PathBuf,
+    pub hash: String,
+    /// The guest's bytes, when they had to be read to hash them.
+    bytes: Option<Vec<u8>>,
+}
+
+impl Guest {
+    /// Identifies the guest at `path`: by a remembered hash when its size, modification
+    /// time and inode are unchanged since it was last hashed, else by reading it.
+    pub fn identify(path: &Path, cache_dir: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        let stamp_file = cache_dir
+            .join("wasm")
+            .join(format!("stamp-{}", stamp(path, &meta)));
+        if let Ok(hash) = std::fs::read_to_string(&stamp_file) {
+            let hash = hash.trim();
+            if hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(Self {
+                    path: path.to_owned(),
+                    hash: hash.to_owned(),
+                    bytes: None,
+                });
+            }
+        }
+        let bytes = std::fs::read(path)?;
+        let hash = guest_hash(&bytes);
+        // Best effort: without the stamp the next start only reads the guest again.
+        let _ = std::fs::create_dir_all(cache_dir.join("wasm"))
+            .and_then(|()| write_atomically(&cache_dir.join("wasm"), &stamp_file, hash.as_bytes()));
+        Ok(Self {
+            path: path.to_owned(),
+            hash,
+            bytes: Some(bytes),
+        })
+    }
+
+    fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, WasmError> {
+        match &self.bytes {
+            Some(bytes) => Ok(bytes.into()),
+            None => {
+                std::fs::read(&self.path)
+                    .map(Into::into)
+                    .map_err(|source| WasmError::GuestRead {
+                        path: self.path.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+}
+
+/// A short hash of what identifies a file's version without reading it.
+fn stamp(path: &Path, meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mut hasher = Xxh3::new();
+    path.hash(&mut hasher);
+    (
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino(),
+        meta.dev(),
+    )
+        .hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 /// Loads the compiled guest from `cache_dir`, or compiles it and stores it there.
 pub fn load_or_compile(
     engine: &Engine,
-    guest: &[u8],
+    guest: &Guest,
     cache_dir: &Path,
 ) -> Result<(Component, CacheUse), WasmError> {
     let dir = cache_dir.join("wasm");
     let entry = dir.join(format!(
         "guest-{}-{}.cwasm",
-        &guest_hash(guest)[..16],
+        &guest.hash[..16],
         engine_hash(engine)
     ));
     let checksum = entry.with_extension("xxh3");
     if let Some(component) = load_entry(engine, &entry, &checksum) {
         return Ok((component, CacheUse::Hit));
     }
-    let component = Component::new(engine, guest).map_err(|source| WasmError::Compile {
+    let bytes = guest.bytes()?;
+    if guest_hash(&bytes) != guest.hash {
+        // The guest changed between identification and now: never cache it under the
+        // old name.
+        return Err(WasmError::GuestChanged {
+            path: guest.path.clone(),
+        });
+    }
+    let component = Component::new(engine, &bytes).map_err(|source| WasmError::Compile {
         source: source.into(),
     })?;
     let cache_use = match store_entry(&component, &dir, &entry, &checksum) {
@@ -80,15 +165,21 @@ pub fn load_or_compile(
 
 fn load_entry(engine: &Engine, entry: &Path, checksum: &Path) -> Option<Component> {
     let expected = std::fs::read_to_string(checksum).ok()?;
-    let bytes = std::fs::read(entry).ok()?;
-    if format!("{:032x}", xxh3_128(&bytes)) != expected.trim() {
+    let file = std::fs::File::open(entry).ok()?;
+    // SAFETY: the map is read-only and lives only for the checksum below. Entries are
+    // never written in place: `store_entry` writes a new file and renames it over the old
+    // one, so the mapped inode's contents cannot change under us.
+    let mapped = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    if format!("{:032x}", xxh3_128(&mapped)) != expected.trim() {
         return None;
     }
-    // SAFETY: `deserialize` requires bytes produced by `Component::serialize` of a
-    // compatible engine. The entry was written by `store_entry` below (atomically), its
-    // name carries the engine's compatibility hash and the wasmtime version, and its
-    // checksum was verified just above, so a truncated or altered file is never loaded.
-    unsafe { Component::deserialize(engine, &bytes) }.ok()
+    drop(mapped);
+    // SAFETY: `deserialize_file` requires a file produced by `Component::serialize` of a
+    // compatible engine that stays unchanged while the component lives. The entry was
+    // written by `store_entry` below (atomically, never modified in place), its name
+    // carries the engine's compatibility hash and the wasmtime version, and its checksum
+    // was verified just above, so a truncated or altered file is never loaded.
+    unsafe { Component::deserialize_file(engine, entry) }.ok()
 }
 
 fn store_entry(
