@@ -12,13 +12,10 @@ use stratbox::validate::{ImportRules, ValidatorConfig, validate};
 const LINES: usize = 1_000;
 
 fn rules() -> ImportRules {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("wasm/modules.txt")).expect("modules.txt");
-    let wasm: BTreeSet<String> = text
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|entry| !entry.is_empty() && !entry.starts_with('-'))
-        .map(str::to_owned)
+    let wasm: BTreeSet<String> = stratbox::policy::GUEST_MODULES
+        .iter()
+        .filter(|m| m.importable)
+        .map(|m| m.name.to_owned())
         .collect();
     ImportRules {
         wasm,

@@ -15,13 +15,10 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 /// (`-name` lines are guest-internal and not importable); the native list is the one the
 /// numeric profile allows.
 fn rules() -> ImportRules {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/wasm/modules.txt"))
-        .expect("wasm/modules.txt is readable");
-    let wasm: BTreeSet<String> = text
-        .lines()
-        .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|entry| !entry.is_empty() && !entry.starts_with('-'))
-        .map(str::to_owned)
+    let wasm: BTreeSet<String> = stratbox::policy::GUEST_MODULES
+        .iter()
+        .filter(|m| m.importable)
+        .map(|m| m.name.to_owned())
         .collect();
     for required in [
         "math",
