@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
-use stratbox::backend::WasmBackend;
 use stratbox::backend::wasm::{WASMTIME_VERSION, default_cache_dir, default_guest_path};
+use stratbox::backend::{ContainerBackend, WasmBackend};
+use stratbox::image::{self, ImageSpec, ImageStatus};
 use stratbox::policy::Metering;
 
 use super::DoctorArgs;
@@ -19,6 +20,7 @@ struct Check {
 pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
     let mut checks = Vec::new();
     wasm_checks(&mut checks);
+    super::runtime()?.block_on(container_checks(&mut checks));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&checks)?);
     } else {
@@ -81,4 +83,90 @@ fn wasm_checks(checks: &mut Vec<Check>) {
             detail: format!("{err}"),
         },
     });
+}
+
+async fn container_checks(checks: &mut Vec<Check>) {
+    let backend = ContainerBackend::new();
+    let engine = match backend.engine().await {
+        Ok(engine) => engine,
+        Err(err) => {
+            checks.push(Check {
+                name: "engine",
+                ok: false,
+                detail: format!("{err}"),
+            });
+            return;
+        }
+    };
+    let docker = engine.docker();
+    match docker.info().await {
+        Ok(info) => {
+            let security = info.security_options.unwrap_or_default();
+            let seccomp = security.iter().any(|opt| opt.contains("seccomp"));
+            checks.push(Check {
+                name: "engine",
+                ok: true,
+                detail: format!(
+                    "Docker {} at {} (API {}); cgroup {}",
+                    info.server_version.as_deref().unwrap_or("?"),
+                    engine.host(),
+                    engine.api_version(),
+                    info.cgroup_version
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "?".to_owned()),
+                ),
+            });
+            checks.push(Check {
+                name: "seccomp",
+                ok: seccomp,
+                detail: if seccomp {
+                    format!(
+                        "the engine applies seccomp profiles ({})",
+                        security.join(", ")
+                    )
+                } else {
+                    "the engine reports no seccomp support: container runs would be refused \
+                     by the runner's preflight check"
+                        .to_owned()
+                },
+            });
+        }
+        Err(err) => checks.push(Check {
+            name: "engine",
+            ok: false,
+            detail: format!("{} answered, but `info` failed: {err}", engine.host()),
+        }),
+    }
+    let spec = ImageSpec::current();
+    checks.push(match image::status(docker, &spec).await {
+        Ok(ImageStatus::Current { id }) => Check {
+            name: "image",
+            ok: true,
+            detail: format!("{} is present and current ({})", spec.tag(), short(&id)),
+        },
+        Ok(ImageStatus::Stale { found }) => Check {
+            name: "image",
+            ok: false,
+            detail: format!(
+                "{} is missing (found older images: {}); run `stratbox image build`",
+                spec.tag(),
+                found.join(", ")
+            ),
+        },
+        Ok(ImageStatus::Missing) => Check {
+            name: "image",
+            ok: false,
+            detail: format!("{} is missing; run `stratbox image build`", spec.tag()),
+        },
+        Err(err) => Check {
+            name: "image",
+            ok: false,
+            detail: format!("{err}"),
+        },
+    });
+}
+
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
 }

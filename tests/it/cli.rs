@@ -396,3 +396,24 @@ fn rejected_run_prints_diagnostics_and_runs_nothing() {
     assert!(err.contains("error[dunder-access]"), "{err}");
     assert!(err.contains("stratbox: rejected"), "{err}");
 }
+
+#[test]
+fn doctor_reports_every_part() {
+    let out = stratbox(&["doctor", "--json"]);
+    let checks = json(&out);
+    let checks = checks.as_array().expect("a list of checks");
+    let ok = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {checks:?}"))["ok"]
+            .as_bool()
+            .expect("ok is a bool")
+    };
+    assert!(ok("guest") && ok("wasmtime"), "{checks:?}");
+    if cfg!(feature = "test-docker") {
+        assert!(ok("engine") && ok("seccomp") && ok("image"), "{checks:?}");
+    }
+    let all_ok = checks.iter().all(|c| c["ok"] == true);
+    assert_eq!(out.status.code(), Some(if all_ok { 0 } else { 5 }));
+}
