@@ -8,6 +8,9 @@ mod cli;
 /// The container backend: confinement, limits, outcomes and cleanup against the real engine.
 #[cfg(feature = "test-docker")]
 mod container;
+/// The same limits on both backends end with the same status and reason.
+#[cfg(feature = "test-docker")]
+mod parity;
 /// The AST validator and the router: fixtures, rules, NFKC, routing, diagnostics.
 mod validator;
 /// The wasm backend: limits, capabilities and isolation of the CPython guest.
