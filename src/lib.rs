@@ -20,6 +20,7 @@
 //! ```
 
 pub mod backend;
+pub mod bench;
 pub mod image;
 pub mod outcome;
 pub mod policy;

@@ -1,5 +1,6 @@
 //! The command line: clap definitions here, one file per subcommand.
 
+mod bench;
 mod check;
 mod doctor;
 mod image;
@@ -30,6 +31,9 @@ enum Command {
     Doctor(DoctorArgs),
     /// Manage the container backend's runtime image.
     Image(ImageArgs),
+    /// Measure what isolation costs: fixed workloads through every mode, beside native
+    /// python3.
+    Bench(BenchArgs),
 }
 
 /// Which backend runs the strategy.
@@ -126,6 +130,33 @@ pub struct CheckArgs {
     json: bool,
 }
 
+/// Which sandboxed modes `bench` measures (native python3 is always the baseline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    /// wasm, wasm-epoch and wasm-cli.
+    Wasm,
+    /// The container.
+    Container,
+    /// Every mode.
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Measured runs per workload and mode (after one warm-up run).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
+    /// Which sandboxed modes to measure.
+    #[arg(long, value_enum, default_value_t = BenchBackend::All)]
+    backend: BenchBackend,
+    /// Write every sample and the summary to FILE as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Draw each mode's p50 per workload to FILE as an SVG chart.
+    #[arg(long, value_name = "FILE.svg")]
+    chart: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print the report as JSON.
@@ -149,6 +180,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => check::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Image(args) => image::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -417,3 +417,59 @@ fn doctor_reports_every_part() {
     let all_ok = checks.iter().all(|c| c["ok"] == true);
     assert_eq!(out.status.code(), Some(if all_ok { 0 } else { 5 }));
 }
+
+#[test]
+fn bench_measures_every_workload_and_writes_json_and_chart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("bench.json");
+    let svg_path = dir.path().join("bench.svg");
+    let out = stratbox(&[
+        "bench",
+        "--runs",
+        "2",
+        "--backend",
+        "wasm",
+        "--json",
+        &json_path.to_string_lossy(),
+        "--chart",
+        &svg_path.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    for name in ["trivial", "stdlib", "compute", "numeric"] {
+        assert!(table.contains(&format!("\n{name} — ")), "{name}:\n{table}");
+    }
+    for mode in ["native", "wasm", "wasm-epoch", "wasm-cli"] {
+        assert!(table.contains(&format!("\n  {mode} ")), "{mode}:\n{table}");
+    }
+    assert!(!table.contains("\n  container "), "not asked for:\n{table}");
+    assert!(stderr(&out).contains("[1/"), "progress on stderr");
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("the JSON file")).expect("JSON");
+    let samples = report["samples"].as_array().expect("samples");
+    let summary = report["summary"].as_array().expect("summary");
+    for cell in summary {
+        let (workload, mode) = (&cell["workload"], &cell["mode"]);
+        let count = samples
+            .iter()
+            .filter(|s| &s["workload"] == workload && &s["mode"] == mode)
+            .inspect(|s| assert!(s["ms"].as_f64().expect("ms") > 0.0, "{s}"))
+            .count();
+        let available = cell["availability"]["state"] == "available";
+        assert_eq!(count, if available { 2 } else { 0 }, "{cell}");
+    }
+    // The wasm modes run every pure-Python workload (the guest is there, or this fails).
+    for mode in ["wasm", "wasm-epoch", "wasm-cli"] {
+        for workload in ["trivial", "stdlib", "compute"] {
+            assert!(
+                summary.iter().any(|c| c["workload"] == workload
+                    && c["mode"] == mode
+                    && c["availability"]["state"] == "available"),
+                "{workload}/{mode} measured"
+            );
+        }
+    }
+    let svg = std::fs::read_to_string(&svg_path).expect("the chart");
+    assert!(svg.contains("<svg"), "{svg}");
+}

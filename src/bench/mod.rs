@@ -1,0 +1,812 @@
+//! `stratbox bench`: what isolation costs, measured side by side with native Python.
+//!
+//! A fixed set of [`WORKLOADS`] runs through every [`Mode`] in the same run, interleaved:
+//! for run `i`, every mode runs each workload once, in an order rotated by `i`, so that
+//! machine drift (other work, thermal limits, page cache) affects all modes alike. Each
+//! cell then reports p50, p95 and min, and the ratio of its p50 to native's p50.
+//!
+//! Every measured run must end `ok`: a failed sample is a [`BenchError::Failed`] carrying
+//! the strategy's stderr, never a number. A mode that cannot run here (no engine, image or
+//! guest missing, no `python3`) is listed as unavailable with its reason.
+
+pub mod chart;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::outcome::Status;
+use crate::policy::{Metering, Policy, PolicyError, units};
+use crate::route::BackendKind;
+use crate::sandbox::{Request, Sandbox};
+
+/// One strategy the bench runs, compiled into the binary so the bench works from any
+/// directory.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    /// Short name, used in the table, the JSON and the chart.
+    pub name: &'static str,
+    /// What it exercises.
+    pub description: &'static str,
+    /// The Python source.
+    pub source: &'static str,
+    /// The document on its stdin.
+    pub input: &'static [u8],
+    /// Imports native extensions (numpy, pandas): the wasm guest cannot run it.
+    pub native_extensions: bool,
+}
+
+/// The price series `stdlib` reads on stdin.
+const PRICES: &[u8] = include_bytes!("../../examples/data/prices.json");
+
+/// The bench's workloads, cheapest first.
+pub const WORKLOADS: &[Workload] = &[
+    Workload {
+        name: "trivial",
+        description: "one print: start-up cost alone",
+        source: include_str!("../../benches/workloads/trivial.py"),
+        input: b"",
+        native_extensions: false,
+    },
+    Workload {
+        name: "stdlib",
+        description: "json, statistics, datetime, decimal, re over a 56 KB price document",
+        source: include_str!("../../benches/workloads/stdlib.py"),
+        input: PRICES,
+        native_extensions: false,
+    },
+    Workload {
+        name: "compute",
+        description: "pure-Python SMA crossover over 200,000 synthetic bars",
+        source: include_str!("../../benches/workloads/compute.py"),
+        input: b"",
+        native_extensions: false,
+    },
+    Workload {
+        name: "numeric",
+        description: "numpy/pandas SMA crossover and Sharpe ratio over 200,000 synthetic bars",
+        source: include_str!("../../benches/workloads/numeric.py"),
+        input: b"",
+        native_extensions: true,
+    },
+];
+
+/// How a workload is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The machine's `python3` as a subprocess, unsandboxed: the baseline.
+    Native,
+    /// The wasm backend in-process through the library, a fresh instance per run, fuel
+    /// metering.
+    Wasm,
+    /// As `Wasm`, with `limits.metering = "epoch"`: the difference is the price of fuel.
+    WasmEpoch,
+    /// The current executable running `stratbox run` on a file, compiled-guest cache warm.
+    WasmCli,
+    /// The container backend through the library: a cold container per run.
+    Container,
+}
+
+impl Mode {
+    /// Every mode, in table order.
+    pub const ALL: [Mode; 5] = [
+        Mode::Native,
+        Mode::Wasm,
+        Mode::WasmEpoch,
+        Mode::WasmCli,
+        Mode::Container,
+    ];
+
+    /// The name used in the table, the JSON and the chart.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Native => "native",
+            Mode::Wasm => "wasm",
+            Mode::WasmEpoch => "wasm-epoch",
+            Mode::WasmCli => "wasm-cli",
+            Mode::Container => "container",
+        }
+    }
+
+    /// Whether the mode runs on the wasm guest.
+    fn is_wasm(self) -> bool {
+        match self {
+            Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => true,
+            Mode::Native | Mode::Container => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The bench could not produce its numbers.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A run did not end `ok`.
+    #[error("{workload}/{mode} run {run} ended {status}{}:\n{stderr}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Failed {
+        workload: &'static str,
+        mode: Mode,
+        /// The run index (`warm-up` runs are reported as run 0).
+        run: usize,
+        /// How it ended (`error`, `killed`, `rejected`, exit code for subprocesses).
+        status: String,
+        /// The reason, message or violation, when there is one.
+        detail: Option<String>,
+        /// The strategy's stderr.
+        stderr: String,
+    },
+    /// A subprocess (native `python3` or `stratbox run`) could not be started.
+    #[error("cannot run {program}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The workloads could not be written to a temporary directory for `wasm-cli`.
+    #[error("cannot write the workloads to a temporary directory")]
+    TempFiles(#[source] std::io::Error),
+    /// The bench's policy could not be built.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+/// What the bench is asked to do. `BenchConfig::new(policy)` runs every mode three times.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Measured runs per cell (after one warm-up run that is not recorded). Default 3.
+    pub runs: usize,
+    /// The sandboxed modes to measure; `native` is always measured as the baseline.
+    /// Default: all of [`Mode::ALL`].
+    pub modes: Vec<Mode>,
+    /// The policy every sandboxed run uses (see [`bench_policy`]).
+    pub policy: Policy,
+    /// The `--profile` argument of the `wasm-cli` runs: the name or path `policy` was
+    /// loaded from (its limits are passed as flags too). Default `default`.
+    pub profile: String,
+    /// The `stratbox` executable for `wasm-cli`. Default: the current executable.
+    pub exe: Option<PathBuf>,
+}
+
+impl BenchConfig {
+    /// Runs per cell when not told.
+    pub const DEFAULT_RUNS: usize = 3;
+
+    /// Every mode, [`Self::DEFAULT_RUNS`] runs, under `policy`.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            runs: Self::DEFAULT_RUNS,
+            modes: Mode::ALL.to_vec(),
+            policy,
+            profile: crate::policy::DEFAULT_PROFILE.to_owned(),
+            exe: None,
+        }
+    }
+}
+
+/// The wall-time deadline of bench runs: room for a loaded machine.
+pub const BENCH_WALL_TIME: Duration = Duration::from_secs(60);
+/// The fuel budget of bench runs: `compute` takes about 2.3e9.
+pub const BENCH_FUEL: u64 = 200_000_000_000;
+
+/// The policy bench runs use: the default profile, with wall time, CPU time and fuel
+/// raised to [`BENCH_WALL_TIME`] and [`BENCH_FUEL`] so that a loaded machine does not turn
+/// a sample into a limit hit.
+pub fn bench_policy() -> Result<Policy, PolicyError> {
+    let mut policy = Policy::load(crate::policy::DEFAULT_PROFILE)?;
+    policy.limits.wall_time = BENCH_WALL_TIME;
+    policy.limits.cpu_time = BENCH_WALL_TIME;
+    policy.limits.fuel = BENCH_FUEL;
+    Ok(policy)
+}
+
+/// Whether a (workload, mode) cell was measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "reason", rename_all = "kebab-case")]
+pub enum Availability {
+    Available,
+    /// The mode cannot run here; the reason says why.
+    Unavailable(String),
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub workload: &'static str,
+    pub mode: Mode,
+    /// 1-based run index.
+    pub run: usize,
+    pub ms: f64,
+}
+
+/// The statistics of one cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub workload: &'static str,
+    pub mode: Mode,
+    pub availability: Availability,
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub min_ms: Option<f64>,
+    /// This cell's p50 over native's p50 for the same workload.
+    pub ratio_to_native: Option<f64>,
+}
+
+/// Everything one bench run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Measured runs per cell.
+    pub runs: usize,
+    /// The profile and the limits the sandboxed runs used, for people.
+    pub policy: String,
+    /// The interpreter the native mode ran, when there is one.
+    pub native_python: Option<String>,
+    /// Every (workload, mode) cell, workloads in [`WORKLOADS`] order, modes in
+    /// [`Mode::ALL`] order.
+    pub cells: Vec<Cell>,
+    /// Every measured run, in the order they ran.
+    pub samples: Vec<Sample>,
+}
+
+/// What the bench is doing, for a progress display.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// An unrecorded first run of a cell (it also checks the mode works here).
+    WarmUp { workload: &'a str, mode: Mode },
+    /// A measured run finished.
+    Sample {
+        /// 1-based index over all measured runs.
+        index: usize,
+        total: usize,
+        sample: &'a Sample,
+    },
+}
+
+/// Runs the bench. `progress` is called before each warm-up and after each sample.
+pub async fn run(
+    config: &BenchConfig,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<Report, BenchError> {
+    let mut modes: Vec<Mode> = Mode::ALL
+        .into_iter()
+        .filter(|mode| *mode == Mode::Native || config.modes.contains(mode))
+        .collect();
+    modes.dedup();
+    let runner = Runner::new(config)?;
+
+    // Availability per cell, decided before anything is measured.
+    let mut cells: Vec<(&'static Workload, Mode, Availability)> = Vec::new();
+    for workload in WORKLOADS {
+        for &mode in &modes {
+            let availability = runner.availability(workload, mode).await;
+            cells.push((workload, mode, availability));
+        }
+    }
+    // The warm-up round: fills caches and finds the modes that cannot run here.
+    for index in 0..cells.len() {
+        let (workload, mode, Availability::Available) = cells[index] else {
+            continue;
+        };
+        progress(Progress::WarmUp {
+            workload: workload.name,
+            mode,
+        });
+        if let Err(reason) = runner.sample(workload, mode, 0).await? {
+            // The mode turned out unavailable: mark every cell of it.
+            for cell in cells.iter_mut().filter(|cell| cell.1 == mode) {
+                cell.2 = Availability::Unavailable(reason.clone());
+            }
+        }
+    }
+
+    let live: Vec<(&'static Workload, Mode)> = cells
+        .iter()
+        .filter(|cell| cell.2 == Availability::Available)
+        .map(|cell| (cell.0, cell.1))
+        .collect();
+    let total = live.len() * config.runs;
+    let mut samples = Vec::with_capacity(total);
+    for run in 1..=config.runs {
+        for (workload, mode) in rotated(&live, run) {
+            let ms = match runner.sample(workload, mode, run).await? {
+                Ok(ms) => ms,
+                Err(reason) => {
+                    return Err(BenchError::Failed {
+                        workload: workload.name,
+                        mode,
+                        run,
+                        status: "unavailable".into(),
+                        detail: Some(reason),
+                        stderr: String::new(),
+                    });
+                }
+            };
+            samples.push(Sample {
+                workload: workload.name,
+                mode,
+                run,
+                ms,
+            });
+            progress(Progress::Sample {
+                index: samples.len(),
+                total,
+                sample: samples.last().expect("just pushed"),
+            });
+        }
+    }
+
+    let cells = summarise(&cells, &samples);
+    Ok(Report {
+        runs: config.runs,
+        policy: describe_policy(&config.policy),
+        native_python: runner.python.as_ref().ok().map(|p| p.display().to_string()),
+        cells,
+        samples,
+    })
+}
+
+/// The order of run `run`: workloads rotated by the run index, and within each workload
+/// the modes rotated by it too, so that no mode always runs first or right after another.
+fn rotated<T: Copy>(cells: &[(&'static Workload, T)], run: usize) -> Vec<(&'static Workload, T)> {
+    let mut groups: Vec<Vec<(&'static Workload, T)>> = Vec::new();
+    for &cell in cells {
+        match groups.last_mut() {
+            Some(group) if std::ptr::eq(group[0].0, cell.0) => group.push(cell),
+            _ => groups.push(vec![cell]),
+        }
+    }
+    if !groups.is_empty() {
+        let shift = run % groups.len();
+        groups.rotate_left(shift);
+    }
+    groups
+        .into_iter()
+        .flat_map(|mut group| {
+            let shift = run % group.len();
+            group.rotate_left(shift);
+            group
+        })
+        .collect()
+}
+
+fn describe_policy(policy: &Policy) -> String {
+    let limits = &policy.limits;
+    format!(
+        "profile {} with wall-time {}, fuel {:.0e}, cpu-time {}, memory {}",
+        policy.name,
+        units::format_duration(limits.wall_time),
+        limits.fuel as f64,
+        units::format_duration(limits.cpu_time),
+        units::format_size(limits.memory_bytes),
+    )
+}
+
+/// The value at quantile `q` (0..=1) of sorted `values`, interpolated linearly.
+fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = q * last as f64;
+    let low = rank.floor() as usize;
+    let high = rank.ceil() as usize;
+    Some(sorted[low] + (sorted[high] - sorted[low]) * (rank - low as f64))
+}
+
+fn summarise(cells: &[(&'static Workload, Mode, Availability)], samples: &[Sample]) -> Vec<Cell> {
+    let mut out: Vec<Cell> = cells
+        .iter()
+        .map(|(workload, mode, availability)| {
+            let mut times: Vec<f64> = samples
+                .iter()
+                .filter(|s| s.workload == workload.name && s.mode == *mode)
+                .map(|s| s.ms)
+                .collect();
+            times.sort_by(f64::total_cmp);
+            Cell {
+                workload: workload.name,
+                mode: *mode,
+                availability: availability.clone(),
+                p50_ms: quantile(&times, 0.5),
+                p95_ms: quantile(&times, 0.95),
+                min_ms: times.first().copied(),
+                ratio_to_native: None,
+            }
+        })
+        .collect();
+    let natives: Vec<(&str, Option<f64>)> = out
+        .iter()
+        .filter(|cell| cell.mode == Mode::Native)
+        .map(|cell| (cell.workload, cell.p50_ms))
+        .collect();
+    for cell in &mut out {
+        let native = natives
+            .iter()
+            .find(|(name, _)| *name == cell.workload)
+            .and_then(|(_, p50)| *p50);
+        cell.ratio_to_native = match (cell.p50_ms, native) {
+            (Some(p50), Some(native)) if native > 0.0 => Some(p50 / native),
+            _ => None,
+        };
+    }
+    out
+}
+
+impl Report {
+    /// The statistics of one cell.
+    pub fn cell(&self, workload: &str, mode: Mode) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|cell| cell.workload == workload && cell.mode == mode)
+    }
+
+    /// The modes present in the report, in [`Mode::ALL`] order.
+    pub fn modes(&self) -> Vec<Mode> {
+        Mode::ALL
+            .into_iter()
+            .filter(|mode| self.cells.iter().any(|cell| cell.mode == *mode))
+            .collect()
+    }
+
+    /// The report as text tables, one per workload.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "stratbox bench: {} measured runs per cell (after one warm-up), interleaved",
+            self.runs
+        );
+        let _ = writeln!(out, "sandboxed runs: {}", self.policy);
+        let _ = writeln!(
+            out,
+            "native: {} (unsandboxed subprocess, the baseline)",
+            self.native_python.as_deref().unwrap_or("unavailable")
+        );
+        for workload in WORKLOADS {
+            let _ = writeln!(out, "\n{} — {}", workload.name, workload.description);
+            let _ = writeln!(
+                out,
+                "  {:<11} {:>10} {:>10} {:>10} {:>10}",
+                "mode", "p50 ms", "p95 ms", "min ms", "× native"
+            );
+            for mode in self.modes() {
+                let Some(cell) = self.cell(workload.name, mode) else {
+                    continue;
+                };
+                match (&cell.availability, cell.p50_ms, cell.p95_ms, cell.min_ms) {
+                    (Availability::Available, Some(p50), Some(p95), Some(min)) => {
+                        let ratio = cell
+                            .ratio_to_native
+                            .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}"));
+                        let _ = writeln!(
+                            out,
+                            "  {:<11} {:>10} {:>10} {:>10} {:>10}",
+                            mode.as_str(),
+                            ms(p50),
+                            ms(p95),
+                            ms(min),
+                            ratio
+                        );
+                    }
+                    (Availability::Unavailable(reason), ..) => {
+                        let _ = writeln!(out, "  {:<11} unavailable: {reason}", mode.as_str());
+                    }
+                    (Availability::Available, ..) => {
+                        let _ = writeln!(out, "  {:<11} no samples", mode.as_str());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Milliseconds with three significant figures or so.
+fn ms(value: f64) -> String {
+    if value < 10.0 {
+        format!("{value:.2}")
+    } else if value < 100.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.0}")
+    }
+}
+
+/// Runs single samples of every mode.
+struct Runner<'a> {
+    config: &'a BenchConfig,
+    sandbox: Sandbox,
+    epoch_policy: Policy,
+    /// The interpreter `python3` resolves to (asked once: launcher shims such as pyenv
+    /// would otherwise add their own start-up to every native sample), or why there is none.
+    python: Result<PathBuf, String>,
+    /// Whether `python3` can import numpy and pandas, or why not.
+    python_numeric: Result<(), String>,
+    /// The executable and the workloads written out for `wasm-cli`.
+    exe: Result<PathBuf, String>,
+    files: tempfile::TempDir,
+}
+
+impl<'a> Runner<'a> {
+    fn new(config: &'a BenchConfig) -> Result<Self, BenchError> {
+        let mut epoch_policy = config.policy.clone();
+        epoch_policy.limits.metering = Metering::Epoch;
+        let python = resolve_python();
+        let python_numeric = match &python {
+            Ok(python) => probe(python, &["-c", "import numpy, pandas"]).map(|_| ()),
+            Err(reason) => Err(reason.clone()),
+        };
+        let exe = match &config.exe {
+            Some(exe) => Ok(exe.clone()),
+            None => std::env::current_exe()
+                .map_err(|err| format!("cannot find the current executable: {err}")),
+        };
+        let files = tempfile::Builder::new()
+            .prefix("stratbox-bench-")
+            .tempdir()
+            .map_err(BenchError::TempFiles)?;
+        for workload in WORKLOADS {
+            std::fs::write(
+                files.path().join(format!("{}.py", workload.name)),
+                workload.source,
+            )
+            .map_err(BenchError::TempFiles)?;
+            std::fs::write(
+                files.path().join(format!("{}.input", workload.name)),
+                workload.input,
+            )
+            .map_err(BenchError::TempFiles)?;
+        }
+        Ok(Self {
+            config,
+            sandbox: Sandbox::new(),
+            epoch_policy,
+            python,
+            python_numeric,
+            exe,
+            files,
+        })
+    }
+
+    /// Whether `mode` can run `workload` here, as far as can be told without running it.
+    async fn availability(&self, workload: &Workload, mode: Mode) -> Availability {
+        let unavailable = |reason: &str| Availability::Unavailable(reason.to_owned());
+        if workload.native_extensions && mode.is_wasm() {
+            return unavailable(
+                "imports native extensions (numpy, pandas), which only the container provides",
+            );
+        }
+        let checked = match mode {
+            Mode::Native if workload.native_extensions => self.python_numeric.clone(),
+            Mode::Native => self.python.clone().map(|_| ()),
+            Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => {
+                let metering = match mode {
+                    Mode::WasmEpoch => Metering::Epoch,
+                    Mode::Wasm | Mode::WasmCli | Mode::Native | Mode::Container => {
+                        self.config.policy.limits.metering
+                    }
+                };
+                let wasm = self
+                    .sandbox
+                    .wasm()
+                    .and_then(|wasm| wasm.prepare(metering).map_err(|e| format!("{e:#}")))
+                    .map(|_| ());
+                match (mode, wasm) {
+                    (Mode::WasmCli, Ok(())) => self.exe.clone().map(|_| ()),
+                    (_, wasm) => wasm,
+                }
+            }
+            // The container's engine and image are checked by the warm-up run.
+            Mode::Container => Ok(()),
+        };
+        match checked {
+            Ok(()) => Availability::Available,
+            Err(reason) => Availability::Unavailable(reason),
+        }
+    }
+
+    /// One run of `workload` in `mode`: its wall time in ms, or `Ok(Err(reason))` when
+    /// the sandbox reports itself unavailable.
+    async fn sample(
+        &self,
+        workload: &'static Workload,
+        mode: Mode,
+        run: usize,
+    ) -> Result<Result<f64, String>, BenchError> {
+        match mode {
+            Mode::Native => {
+                let python = self.python.as_ref().map_err(|reason| BenchError::Spawn {
+                    program: "python3".into(),
+                    source: std::io::Error::other(reason.clone()),
+                })?;
+                let script = self.files.path().join(format!("{}.py", workload.name));
+                let args = [script.as_os_str()];
+                self.subprocess(python, &args, workload, mode, run).await
+            }
+            Mode::WasmCli => {
+                let exe = self.exe.as_ref().map_err(|reason| BenchError::Spawn {
+                    program: "stratbox".into(),
+                    source: std::io::Error::other(reason.clone()),
+                })?;
+                let script = self.files.path().join(format!("{}.py", workload.name));
+                let input = self.files.path().join(format!("{}.input", workload.name));
+                let limits = &self.config.policy.limits;
+                let timeout = units::format_duration(limits.wall_time);
+                let fuel = limits.fuel.to_string();
+                let args = [
+                    "run".as_ref(),
+                    script.as_os_str(),
+                    "--input".as_ref(),
+                    input.as_os_str(),
+                    "--backend".as_ref(),
+                    "wasm".as_ref(),
+                    "--profile".as_ref(),
+                    self.config.profile.as_ref(),
+                    "--timeout".as_ref(),
+                    timeout.as_ref(),
+                    "--fuel".as_ref(),
+                    fuel.as_ref(),
+                ];
+                self.subprocess(exe, &args, workload, mode, run).await
+            }
+            Mode::Wasm | Mode::WasmEpoch | Mode::Container => {
+                let (policy, backend) = match mode {
+                    Mode::WasmEpoch => (&self.epoch_policy, BackendKind::Wasm),
+                    Mode::Container => (&self.config.policy, BackendKind::Container),
+                    Mode::Wasm | Mode::Native | Mode::WasmCli => {
+                        (&self.config.policy, BackendKind::Wasm)
+                    }
+                };
+                let request = Request {
+                    backend: Some(backend),
+                    input: workload.input,
+                    ..Request::new(workload.source, workload.name)
+                };
+                let started = Instant::now();
+                let outcome = self.sandbox.run(&request, policy).await;
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                match outcome.status {
+                    Status::Ok => Ok(Ok(ms)),
+                    Status::Unavailable => Ok(Err(outcome
+                        .message
+                        .unwrap_or_else(|| "the sandbox could not run".into()))),
+                    Status::Error | Status::Killed | Status::Rejected => {
+                        let detail = outcome
+                            .reason
+                            .map(|reason| reason.as_str().to_owned())
+                            .or(outcome.message)
+                            .or_else(|| outcome.violations.first().map(|v| v.message.clone()));
+                        Err(BenchError::Failed {
+                            workload: workload.name,
+                            mode,
+                            run,
+                            status: status_name(outcome.status).to_owned(),
+                            detail,
+                            stderr: outcome.stderr,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Times `program args` with the workload's input on stdin; it must exit 0.
+    async fn subprocess(
+        &self,
+        program: &Path,
+        args: &[&std::ffi::OsStr],
+        workload: &'static Workload,
+        mode: Mode,
+        run: usize,
+    ) -> Result<Result<f64, String>, BenchError> {
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|source| BenchError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A child that exits without reading its stdin closes the pipe: not a failure
+            // here (its exit status says whether the run was ok).
+            let _ = stdin.write_all(workload.input).await;
+        }
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|source| BenchError::Spawn {
+                program: program.display().to_string(),
+                source,
+            })?;
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        if output.status.success() {
+            return Ok(Ok(ms));
+        }
+        Err(BenchError::Failed {
+            workload: workload.name,
+            mode,
+            run,
+            status: output.status.to_string(),
+            detail: None,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+}
+
+fn status_name(status: Status) -> &'static str {
+    match status {
+        Status::Ok => "ok",
+        Status::Error => "error",
+        Status::Rejected => "rejected",
+        Status::Killed => "killed",
+        Status::Unavailable => "unavailable",
+    }
+}
+
+/// The interpreter `python3` resolves to.
+fn resolve_python() -> Result<PathBuf, String> {
+    let printed = probe(
+        Path::new("python3"),
+        &["-c", "import sys; print(sys.executable)"],
+    )?;
+    let path = printed.trim();
+    if path.is_empty() {
+        return Err("python3 does not report its executable".into());
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Runs `program args` to completion; its stdout, or why it failed (its last stderr line).
+fn probe(program: &Path, args: &[&str]) -> Result<String, String> {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| format!("cannot run {}: {err}", program.display()))?;
+    if output.status.success() {
+        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or("no error message");
+    Err(format!(
+        "`{} {}` failed: {last}",
+        program.display(),
+        args.join(" ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate() {
+        let values = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(quantile(&values, 0.5), Some(2.5));
+        assert_eq!(quantile(&values, 0.0), Some(1.0));
+        assert_eq!(quantile(&values, 1.0), Some(4.0));
+        assert_eq!(quantile(&[7.0], 0.95), Some(7.0));
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn rotation_moves_every_mode_to_the_front() {
+        let cells: Vec<(&'static Workload, Mode)> = [Mode::Native, Mode::Wasm, Mode::Container]
+            .into_iter()
+            .map(|mode| (&WORKLOADS[0], mode))
+            .collect();
+        let firsts: Vec<Mode> = (0..3).map(|run| rotated(&cells, run)[0].1).collect();
+        assert_eq!(firsts, [Mode::Native, Mode::Wasm, Mode::Container]);
+    }
+}
