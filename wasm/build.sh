@@ -15,7 +15,10 @@ want_version=$(sed -n 's/^componentize-py==\([^ ]*\).*/\1/p' "$wasm/requirements
 
 if ! "$cpy" --version 2>/dev/null | grep -qx "componentize-py $want_version"; then
     echo "stratbox: installing componentize-py $want_version into $venv" >&2
-    python3 -m venv "$venv"
+    python3 -m venv "$venv" || {
+        echo "stratbox: 'python3 -m venv' failed; on Debian or Ubuntu: apt-get install python3-venv" >&2
+        exit 1
+    }
     "$venv/bin/pip" install --quiet --require-hashes --no-deps -r "$wasm/requirements.txt"
 fi
 
