@@ -26,6 +26,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// The lowercase name used in the outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Rejected => "rejected",
+            Status::Killed => "killed",
+            Status::Unavailable => "unavailable",
+        }
+    }
+
     /// The process exit code `stratbox run` uses for this status (see DESIGN.md).
     pub fn exit_code(self) -> u8 {
         match self {
@@ -169,10 +180,7 @@ impl Outcome {
                 self.violations.len(),
                 if self.violations.len() == 1 { "" } else { "s" }
             ),
-            (status, _) => serde_json::to_value(status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            (status, _) => status.as_str().to_owned(),
         }];
         if let Some(backend) = self.backend {
             parts.push(backend.as_str().to_owned());
@@ -197,5 +205,26 @@ impl Outcome {
             parts.push(message.clone());
         }
         format!("stratbox: {}", parts.join(" · "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_match_their_serialisation() {
+        for status in [
+            Status::Ok,
+            Status::Error,
+            Status::Rejected,
+            Status::Killed,
+            Status::Unavailable,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).ok(),
+                Some(serde_json::Value::from(status.as_str()))
+            );
+        }
     }
 }
