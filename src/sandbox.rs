@@ -61,7 +61,7 @@ impl Sandbox {
     /// The wasm backend, set up on first use.
     pub fn wasm(&self) -> Result<&WasmBackend, String> {
         self.wasm
-            .get_or_init(|| WasmBackend::new().map_err(|err| format!("{err:#}")))
+            .get_or_init(|| WasmBackend::new().map_err(|err| chain(&err)))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -73,19 +73,14 @@ impl Sandbox {
     /// Validates and routes a strategy without running it: the `check` subcommand.
     /// `Err` carries the violations that refuse it.
     pub fn check(&self, request: &Request<'_>, policy: &Policy) -> Result<Route, Vec<Violation>> {
-        let source = check_source(request.source, policy).map_err(|v| vec![v])?;
-        plan(source, request.backend, policy)
+        plan(request, policy).map(|(_, route)| route)
     }
 
     /// Validates, routes and runs one strategy. Every ending, including "the sandbox could
     /// not run it", is an [`Outcome`].
     pub async fn run(&self, request: &Request<'_>, policy: &Policy) -> Outcome {
-        let source = match check_source(request.source, policy) {
-            Ok(source) => source,
-            Err(violation) => return Outcome::rejected(&policy.name, vec![violation]),
-        };
-        let route = match plan(source, request.backend, policy) {
-            Ok(route) => route,
+        let (source, route) = match plan(request, policy) {
+            Ok(planned) => planned,
             Err(violations) => return Outcome::rejected(&policy.name, violations),
         };
         let job = Job {
@@ -115,18 +110,15 @@ impl Sandbox {
     }
 }
 
-/// Layer 1: the validator's verdict, then the router's.
-fn plan(
-    source: &str,
-    forced: Option<BackendKind>,
-    policy: &Policy,
-) -> Result<Route, Vec<Violation>> {
+/// Layer 1: the source checks before parsing, the validator's verdict, then the router's.
+fn plan<'a>(request: &Request<'a>, policy: &Policy) -> Result<(&'a str, Route), Vec<Violation>> {
+    let source = check_source(request.source, policy).map_err(|v| vec![v])?;
     let rules = policy.import_rules();
     let report = validate(source, &rules, &policy.validator);
     if !report.is_clean() {
         return Err(report.violations);
     }
-    route(&report, &rules, forced)
+    Ok((source, route(&report, &rules, request.backend)?))
 }
 
 /// An error and its sources, `outer: inner: innermost`.

@@ -1,4 +1,5 @@
-//! The backends that run a strategy: a small trait, and an enum that dispatches to each.
+//! The backends that run a strategy, behind one small trait. [`crate::Sandbox`] picks one
+//! by the route's [`BackendKind`] and keeps each backend alive across runs.
 
 pub mod container;
 pub mod wasm;
@@ -65,27 +66,4 @@ pub enum BackendError {
     Wasm(#[from] WasmError),
     #[error(transparent)]
     Container(#[from] ContainerError),
-}
-
-/// Either backend, dispatched by variant.
-#[derive(Debug)]
-pub enum AnyBackend {
-    Wasm(WasmBackend),
-    Container(ContainerBackend),
-}
-
-impl Backend for AnyBackend {
-    fn kind(&self) -> BackendKind {
-        match self {
-            AnyBackend::Wasm(backend) => backend.kind(),
-            AnyBackend::Container(backend) => backend.kind(),
-        }
-    }
-
-    async fn execute(&self, job: &Job<'_>, policy: &Policy) -> Result<Execution, BackendError> {
-        match self {
-            AnyBackend::Wasm(backend) => backend.execute(job, policy).await,
-            AnyBackend::Container(backend) => backend.execute(job, policy).await,
-        }
-    }
 }
