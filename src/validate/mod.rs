@@ -49,12 +49,14 @@
 
 mod check;
 mod format;
+pub mod inventory;
 mod render;
 pub mod rules;
 mod source;
 
 use std::collections::BTreeSet;
 
+pub use inventory::Inventory;
 pub use render::render_human;
 pub use source::MAX_NESTING;
 
