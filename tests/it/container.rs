@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use stratbox::backend::Job;
 use stratbox::backend::container::{ContainerBackend, ContainerError, RUN_LABEL};
-use stratbox::image::{ImageSpec, ImageStatus};
 use stratbox::outcome::Outcome;
 use stratbox::{BackendKind, Policy, Reason, Request, Sandbox, Status};
+
+use crate::common::ensure_image;
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -47,22 +48,6 @@ async fn run_in(source: &str, input: &[u8], data: Option<&Path>, policy: &Policy
 
 async fn run(source: &str, policy: &Policy) -> Outcome {
     run_in(source, b"", None, policy).await
-}
-
-/// Fails loudly (never skips) when the engine or the image is missing.
-async fn ensure_image() {
-    let engine = ContainerBackend::new()
-        .engine()
-        .await
-        .unwrap_or_else(|err| panic!("the container tests need a Docker engine: {err}"));
-    let spec = ImageSpec::current();
-    match stratbox::image::status(engine.docker(), &spec).await {
-        Ok(ImageStatus::Current { .. }) => {}
-        other => panic!(
-            "the container tests need the runtime image {} (run `stratbox image build`): {other:?}",
-            spec.tag()
-        ),
-    }
 }
 
 /// Names of the containers (running or not) labelled with this policy name.
@@ -647,7 +632,7 @@ async fn runner_refuses_to_start_without_seccomp() {
             "--security-opt=seccomp=unconfined",
             "--security-opt=no-new-privileges:true",
             "--cap-drop=ALL",
-            &ImageSpec::current().tag(),
+            &stratbox::image::ImageSpec::current().tag(),
         ],
         frame.as_bytes(),
     );

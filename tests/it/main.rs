@@ -8,6 +8,10 @@ mod cli;
 /// The container backend: confinement, limits, outcomes and cleanup against the real engine.
 #[cfg(feature = "test-docker")]
 mod container;
+/// Every honest fixture passes `check` and ends `ok`, with the same stdout, on every backend
+/// it routes to.
+#[cfg(feature = "test-docker")]
+mod honest;
 /// The same limits on both backends end with the same status and reason.
 #[cfg(feature = "test-docker")]
 mod parity;
