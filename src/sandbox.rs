@@ -113,6 +113,9 @@ impl Sandbox {
 /// Layer 1: the source checks before parsing, the validator's verdict, then the router's.
 fn plan<'a>(request: &Request<'a>, policy: &Policy) -> Result<(&'a str, Route), Vec<Violation>> {
     let source = check_source(request.source, policy).map_err(|v| vec![v])?;
+    // CPython skips a UTF-8 byte order mark in a file, but `compile()` of a str refuses
+    // one: both backends get the source without it (the validator skips it too).
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let rules = policy.import_rules();
     let report = validate(source, &rules, &policy.validator);
     if !report.is_clean() {

@@ -26,6 +26,25 @@ EXIT = "exit"
 MEMORY = "memory"
 
 
+class _Exit:
+    """``exit()`` and ``quit()`` as ``sys.exit()``: ``site`` installs them on an ordinary
+    interpreter, but the wasm guest may start without ``site``, and strategies call them."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"Use {self.name}() to exit"
+
+    def __call__(self, code=None):
+        raise SystemExit(code)
+
+
+for _name in ("exit", "quit"):
+    if not hasattr(builtins, _name):
+        setattr(builtins, _name, _Exit(_name))
+
+
 def _exit_code(exc):
     """The process exit code Python would give for ``SystemExit(exc.code)``."""
     code = exc.code
