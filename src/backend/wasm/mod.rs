@@ -215,6 +215,12 @@ impl WasmBackend {
         &self.guest.hash
     }
 
+    /// The language level of the guest's CPython (`3.14`), read from the name of its
+    /// interpreter library; `None` if the guest names none.
+    pub fn python(&self) -> Option<&str> {
+        self.guest.python.as_deref()
+    }
+
     /// Compiles (or loads from the cache) the guest for `metering` now, rather than on
     /// the first run, and says how it was obtained.
     pub fn prepare(&self, metering: Metering) -> Result<CacheUse, WasmError> {
@@ -356,6 +362,7 @@ impl WasmBackend {
             status: Status::Ok,
             reason: None,
             message: None,
+            python: self.guest.python.clone(),
             exit_code: None,
             stdout: String::from_utf8_lossy(&out).into_owned(),
             stderr: String::from_utf8_lossy(&err).into_owned(),
