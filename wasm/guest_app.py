@@ -6,6 +6,7 @@ instantiation of that snapshot plus the strategy itself.
 """
 
 import importlib
+import os
 
 import runner
 import wit_world
@@ -18,5 +19,8 @@ del _name
 
 class WitWorld(wit_world.WitWorld):
     def run(self, source: str, filename: str) -> wit_world.Finished:
+        # The working directory is the run's own /tmp, as in the container, so relative
+        # paths name scratch files on both backends.
+        os.chdir("/tmp")
         ending, exit_code = runner.execute(source, filename)
         return wit_world.Finished(getattr(wit_world.Ending, ending.upper()), exit_code)

@@ -295,8 +295,8 @@ for path in ("/y", "/usr/lib/y"):
 async fn tmp_is_capped_and_not_executable() {
     let policy = policy(
         &unique("ct-tmp"),
-        "",
-        "tmp-size = \"8MiB\"\nmax-file-size = \"64MiB\"",
+        "tmp-size = \"8MiB\"",
+        "max-file-size = \"64MiB\"",
     );
     let probe = r##"
 import os, shutil, subprocess
@@ -336,8 +336,8 @@ for prog in ("/tmp/true", "/tmp/run.sh"):
 async fn file_size_limit_holds() {
     let policy = policy(
         &unique("ct-fsize"),
-        "",
-        "tmp-size = \"64MiB\"\nmax-file-size = \"1MiB\"",
+        "tmp-size = \"64MiB\"",
+        "max-file-size = \"1MiB\"",
     );
     let probe = r#"
 try:

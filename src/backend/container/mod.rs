@@ -8,7 +8,7 @@
 //! What the container gets, by construction ([`config::ContainerSpec`]):
 //! - no network (`network_mode = none`); no host files except the job's data directory,
 //!   read-only and non-recursive, at `/data`; no environment from the host;
-//! - a read-only root file system; `/tmp` is a tmpfs capped at `container.tmp-size`,
+//! - a read-only root file system; `/tmp` is a tmpfs capped at `limits.tmp-size`,
 //!   mounted `noexec,nosuid,nodev`; no `/dev/shm` (`ipc = none`);
 //! - memory limit `limits.memory` with swap equal to it (no swap), CPU quota
 //!   `container.cpus`, pids limit `container.max-pids`;
