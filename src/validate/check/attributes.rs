@@ -118,6 +118,11 @@ impl Checker<'_> {
         None
     }
 
+    /// A name that is not a dunder but leads to internals, or that the policy forbids.
+    pub(super) fn is_internal(&self, name: &str) -> bool {
+        rules::is_blocked_attr(name) || self.config.forbid_attributes.contains(name)
+    }
+
     /// The module an expression denotes, if it is a module name or an allowed sub-module.
     pub(super) fn module_of(&self, e: &Expr) -> Option<String> {
         match e {

@@ -14,7 +14,7 @@ impl Checker<'_> {
         let refused = if rules::is_dunder(&name) {
             !rules::is_allowed_dunder_store(&name)
         } else {
-            rules::is_blocked_attr(&name) || self.config.forbid_attributes.contains(&*name)
+            self.is_internal(&name)
         };
         if refused {
             self.push_range(

@@ -22,7 +22,7 @@ impl Checker<'_> {
             let refused = if rules::is_dunder(&name) {
                 !rules::is_allowed_dunder_string(&name) && !rules::is_allowed_dunder_attr(&name)
             } else {
-                rules::is_blocked_attr(&name) || self.config.forbid_attributes.contains(&*name)
+                self.is_internal(&name)
             };
             if refused {
                 self.push_range(
