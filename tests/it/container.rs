@@ -806,12 +806,12 @@ async fn pinned_seccomp_profile_is_applied() {
     );
 }
 
-/// The runner's own check, driven by hand: a container started WITHOUT a seccomp filter
-/// (which stratbox never does) must refuse to run the strategy.
-#[tokio::test(flavor = "multi_thread")]
-async fn runner_refuses_to_start_without_seccomp() {
+/// Starts the image by hand (`docker run`, not the backend) under `seccomp` (a
+/// `--security-opt=seccomp=` value), feeds the runner a strategy that prints
+/// `STRATEGY RAN`, and asserts that the runner refused it in preflight, naming `problem`.
+async fn assert_preflight_refuses(test: &str, seccomp: &str, problem: &str) {
     ensure_image().await;
-    let name = unique("stratbox-ct-preflight");
+    let name = unique(&format!("stratbox-ct-{test}"));
     let _cleanup = DockerRmGuard(name.clone());
     let source = "print('STRATEGY RAN')\n";
     let frame = format!(
@@ -825,7 +825,7 @@ async fn runner_refuses_to_start_without_seccomp() {
             "-i",
             &format!("--name={name}"),
             "--network=none",
-            "--security-opt=seccomp=unconfined",
+            &format!("--security-opt=seccomp={seccomp}"),
             "--security-opt=no-new-privileges:true",
             "--cap-drop=ALL",
             &ImageSpec::current().tag(),
@@ -837,47 +837,27 @@ async fn runner_refuses_to_start_without_seccomp() {
     assert!(!stdout.contains("STRATEGY RAN"), "{stdout}");
     assert!(stderr.contains("@stratbox-result n0"), "{stderr}");
     assert!(stderr.contains("\"ending\": \"preflight\""), "{stderr}");
-    assert!(stderr.contains("Seccomp"), "{stderr}");
+    assert!(stderr.contains(problem), "{stderr}");
+}
+
+/// The runner's own check, driven by hand: a container started WITHOUT a seccomp filter
+/// (which stratbox never does) must refuse to run the strategy.
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_refuses_to_start_without_seccomp() {
+    assert_preflight_refuses("preflight", "unconfined", "Seccomp").await;
 }
 
 /// The runner's non-dumpable check, driven by hand: under a seccomp profile that refuses
 /// prctl(2) the runner cannot make itself non-dumpable, and must refuse to run the strategy.
 #[tokio::test(flavor = "multi_thread")]
 async fn runner_refuses_to_start_while_dumpable() {
-    ensure_image().await;
-    let name = unique("stratbox-ct-dumpable");
-    let _cleanup = DockerRmGuard(name.clone());
     let dir = tempfile::tempdir().expect("dir");
     let profile = dir.path().join("deny-prctl.json");
     let text = std::fs::read_to_string(format!("{MANIFEST_DIR}/profiles/seccomp/deny-uname.json"))
         .expect("pinned profile");
     assert!(text.contains("\"uname\""));
     std::fs::write(&profile, text.replace("\"uname\"", "\"prctl\"")).expect("profile");
-    let source = "print('STRATEGY RAN')\n";
-    let frame = format!(
-        "{{\"nonce\": \"n1\", \"source_len\": {}, \"filename\": \"s.py\"}}\n{source}",
-        source.len()
-    );
-    let output = docker_cli_with_stdin(
-        &[
-            "run",
-            "--rm",
-            "-i",
-            &format!("--name={name}"),
-            "--network=none",
-            &format!("--security-opt=seccomp={}", profile.display()),
-            "--security-opt=no-new-privileges:true",
-            "--cap-drop=ALL",
-            &ImageSpec::current().tag(),
-        ],
-        frame.as_bytes(),
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!stdout.contains("STRATEGY RAN"), "{stdout}");
-    assert!(stderr.contains("@stratbox-result n1"), "{stderr}");
-    assert!(stderr.contains("\"ending\": \"preflight\""), "{stderr}");
-    assert!(stderr.contains("dumpable"), "{stderr}");
+    assert_preflight_refuses("dumpable", &profile.display().to_string(), "dumpable").await;
 }
 
 // --- availability ----------------------------------------------------------------------
