@@ -2,9 +2,9 @@
 //! same status and reason on wasm and in the container (validator off, so each backend is
 //! tested on its own).
 
-use stratbox::{BackendKind, Outcome, Reason, Status};
+use stratbox::{BackendKind, Outcome, Policy, Reason, Status};
 
-use crate::common::{run_on, unvalidated};
+use crate::common::{root, run_on, unvalidated};
 
 const BACKENDS: [BackendKind; 2] = [BackendKind::Wasm, BackendKind::Container];
 
@@ -196,4 +196,28 @@ async fn writing_past_tmp_size_is_stopped_alike() {
             outcome.stderr
         );
     }
+}
+
+#[tokio::test]
+async fn outcome_names_the_interpreter_that_ran() {
+    let probe = "import sys\nprint('%d.%d' % sys.version_info[:2])";
+    for (backend, outcome) in on_both(probe, "").await {
+        assert_eq!(outcome.status, Status::Ok, "{backend}: {}", outcome.stderr);
+        assert_eq!(
+            outcome.python.as_deref(),
+            Some(outcome.stdout.trim()),
+            "{backend}: the outcome names the interpreter sys.version_info reports"
+        );
+    }
+    // Nothing ran: no interpreter to name.
+    let rejected = run_on(
+        BackendKind::Wasm,
+        "import socket\n",
+        b"",
+        None,
+        &Policy::load("default").expect("default profile"),
+    )
+    .await;
+    assert_eq!(rejected.status, Status::Rejected);
+    assert_eq!(rejected.python, None);
 }
