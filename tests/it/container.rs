@@ -503,10 +503,13 @@ print("me=" + pandas.Series([1.0, 2.0], index=pandas.to_datetime(["2024-01-31", 
     assert_eq!(outcome.python.as_deref(), Some(field(out, "level")));
 
     let engine = ContainerBackend::new().engine().await.expect("engine");
-    let facts = stratbox::image::facts(engine.docker(), &ImageSpec::current().tag())
-        .await
-        .expect("inspect image")
-        .expect("the image carries version labels");
+    let facts = stratbox::image::facts(
+        engine.docker(),
+        &stratbox::image::ImageSpec::current().tag(),
+    )
+    .await
+    .expect("inspect image")
+    .expect("the image carries version labels");
     assert_eq!(facts.python, field(out, "python"));
     assert_eq!(facts.numpy, field(out, "numpy"));
     assert_eq!(facts.pandas, field(out, "pandas"));

@@ -4,7 +4,7 @@
 
 use stratbox::{BackendKind, Outcome, Policy, Reason, Status};
 
-use crate::common::{root, run_on, unvalidated};
+use crate::common::{run_on, unvalidated};
 
 const BACKENDS: [BackendKind; 2] = [BackendKind::Wasm, BackendKind::Container];
 
