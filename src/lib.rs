@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod image;
 pub mod outcome;
