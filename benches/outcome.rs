@@ -31,6 +31,8 @@ fn outcome(stdout: String) -> Outcome {
             memory_peak_bytes: 18 << 20,
         },
         policy: "default".into(),
+        schema_version: stratbox::outcome::SCHEMA_VERSION,
+        cause: None,
     }
 }
 

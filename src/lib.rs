@@ -6,20 +6,38 @@
 //! WASI in-process ([`backend::WasmBackend`]) or a hardened container
 //! ([`backend::ContainerBackend`]). Both report the same [`Outcome`].
 //!
+//! A [`Sandbox`] is built with [`Sandbox::builder`], whose docs list every default; the
+//! library reads no environment variable unless asked ([`SandboxBuilder::from_env`]).
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use stratbox::{Policy, Request, Sandbox};
+//! use stratbox::{BackendKind, Policy, Request, Sandbox, Status};
 //!
-//! let sandbox = Sandbox::new();
+//! let sandbox = Sandbox::builder()
+//!     .guest_path("wasm/build/stratbox-guest.wasm")
+//!     .docker_host("unix:///var/run/docker.sock")
+//!     .build();
 //! let policy = Policy::load("default")?;
-//! let outcome = sandbox
-//!     .run(&Request::new("print('hello')", "hello.py"), &policy)
-//!     .await;
-//! assert_eq!(outcome.stdout, "hello\n");
+//! for backend in [BackendKind::Wasm, BackendKind::Container] {
+//!     let request = Request {
+//!         backend: Some(backend),
+//!         ..Request::new("print('hello')", "hello.py")
+//!     };
+//!     let outcome = sandbox.run(&request, &policy).await;
+//!     match (outcome.status, outcome.cause) {
+//!         (Status::Ok, _) => assert_eq!(outcome.stdout, "hello\n"),
+//!         (Status::Unavailable, Some(cause)) => eprintln!("{backend}: {cause}"),
+//!         (status, _) => eprintln!("{backend}: {}", status.as_str()),
+//!     }
+//! }
 //! # Ok(()) }
 //! ```
 
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod backend;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod image;
 pub mod outcome;
@@ -28,7 +46,7 @@ pub mod route;
 mod sandbox;
 pub mod validate;
 
-pub use outcome::{Outcome, Reason, Status};
+pub use outcome::{Cause, Outcome, Reason, Status};
 pub use policy::Policy;
 pub use route::BackendKind;
-pub use sandbox::{Request, Sandbox};
+pub use sandbox::{Request, Sandbox, SandboxBuilder};

@@ -9,9 +9,14 @@ use serde::{Deserialize, Serialize};
 use crate::route::{BackendKind, Route};
 use crate::validate::Violation;
 
+/// The version of the outcome's JSON shape, in every outcome as `schema_version`. It goes
+/// up when a field is removed or changes meaning; new fields do not change it.
+pub const SCHEMA_VERSION: u32 = 1;
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Status {
     /// The strategy ran and exited 0.
     Ok,
@@ -52,6 +57,7 @@ impl Status {
 /// Which limit stopped a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Reason {
     /// The wasm instruction budget ran out.
     Fuel,
@@ -70,6 +76,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The lowercase name used in the outcome.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::Fuel => "fuel",
@@ -83,10 +90,74 @@ impl Reason {
     }
 }
 
+/// Which part of the sandbox could not run a strategy: the `cause` of an `unavailable`
+/// outcome, serialised as a stable kebab-case string (`"engine-unreachable"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Cause {
+    /// The wasm guest file does not exist.
+    GuestMissing,
+    /// The wasm guest cannot be read.
+    GuestUnreadable,
+    /// The wasm guest is not a component this host can compile or link (or it changed
+    /// while it was loaded).
+    GuestInvalid,
+    /// The wasm runtime failed outside the guest.
+    WasmRuntime,
+    /// The data directory cannot be granted to the strategy.
+    DataDir,
+    /// The container engine cannot be reached.
+    EngineUnreachable,
+    /// The container engine refused or failed a request.
+    EngineError,
+    /// The runtime image is not in the engine, and no other stratbox image is.
+    ImageMissing,
+    /// The runtime image of this stratbox is not in the engine, but images built by
+    /// another version are: rebuild it.
+    ImageStale,
+    /// The policy's seccomp profile cannot be used.
+    SeccompProfile,
+    /// No seccomp filter was in force inside the container (the engine does not apply
+    /// one); the strategy was not started.
+    SeccompUnsupported,
+    /// Another part of the container's confinement was not in force (capabilities,
+    /// no-new-privileges, a non-root user); the strategy was not started.
+    ConfinementFailed,
+}
+
+impl Cause {
+    /// The kebab-case name used in the outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::GuestMissing => "guest-missing",
+            Cause::GuestUnreadable => "guest-unreadable",
+            Cause::GuestInvalid => "guest-invalid",
+            Cause::WasmRuntime => "wasm-runtime",
+            Cause::DataDir => "data-dir",
+            Cause::EngineUnreachable => "engine-unreachable",
+            Cause::EngineError => "engine-error",
+            Cause::ImageMissing => "image-missing",
+            Cause::ImageStale => "image-stale",
+            Cause::SeccompProfile => "seccomp-profile",
+            Cause::SeccompUnsupported => "seccomp-unsupported",
+            Cause::ConfinementFailed => "confinement-failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Whether each stream was cut at its cap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Truncated {
+    /// stdout was cut.
     pub stdout: bool,
+    /// stderr was cut.
     pub stderr: bool,
 }
 
@@ -105,6 +176,7 @@ pub struct Usage {
 /// The account of one run. Serialised as the `--json` output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
+    /// How the run ended.
     pub status: Status,
     /// Set when `status` is `killed`.
     pub reason: Option<Reason>,
@@ -123,13 +195,23 @@ pub struct Outcome {
     /// The strategy's exit code (0 ok, 1 uncaught exception, else its `sys.exit` code);
     /// `null` when it never ran or was killed.
     pub exit_code: Option<i32>,
+    /// What the strategy printed on stdout (up to the cap).
     pub stdout: String,
+    /// What the strategy printed on stderr (up to the cap).
     pub stderr: String,
+    /// Whether stdout or stderr was cut at its cap.
     pub truncated: Truncated,
+    /// Why the strategy was rejected; empty otherwise.
     pub violations: Vec<Violation>,
+    /// What the run consumed.
     pub usage: Usage,
     /// The profile's name.
     pub policy: String,
+    /// The version of this shape: [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Which part of the sandbox could not run it, when `status` is `unavailable`;
+    /// `null` otherwise.
+    pub cause: Option<Cause>,
 }
 
 impl Outcome {
@@ -149,13 +231,17 @@ impl Outcome {
             violations: Vec::new(),
             usage: Usage::default(),
             policy: policy.to_owned(),
+            schema_version: SCHEMA_VERSION,
+            cause: None,
         }
     }
 
-    /// The sandbox could not run the strategy.
-    pub fn unavailable(policy: &str, message: impl Into<String>) -> Self {
+    /// The sandbox could not run the strategy: `cause` says which part failed, `message`
+    /// how.
+    pub fn unavailable(policy: &str, cause: Cause, message: impl Into<String>) -> Self {
         Self {
             message: Some(message.into()),
+            cause: Some(cause),
             ..Self::not_run(Status::Unavailable, policy)
         }
     }

@@ -11,7 +11,9 @@ use crate::validate::{self, Import, ImportRules, ModuleClass, RuleId, Violation}
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
+    /// CPython on WASI, in-process.
     Wasm,
+    /// The hardened container.
     Container,
 }
 
@@ -34,6 +36,7 @@ impl std::fmt::Display for BackendKind {
 /// The routing decision and its reason.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Route {
+    /// Where it runs.
     pub backend: BackendKind,
     /// For people: "only standard-library imports", "imports numpy (line 1), a
     /// native-extension package", "forced by --backend container".

@@ -1,9 +1,10 @@
 //! The whole flow for one strategy: validate, route, run, report.
 
-use std::path::Path;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
-use crate::backend::{Backend, ContainerBackend, Execution, Job, WasmBackend};
+use crate::backend::wasm::{CacheSetting, GuestSource, WasmConfig};
+use crate::backend::{Backend, ContainerBackend, Execution, Job, WasmBackend, WasmError};
 use crate::outcome::Outcome;
 use crate::policy::{Policy, units};
 use crate::route::{BackendKind, Route, route};
@@ -38,36 +39,66 @@ impl<'a> Request<'a> {
 }
 
 /// Runs strategies. Backends are set up on first use and reused for every run: the wasm
-/// engine and compiled guest are loaded once per `Sandbox`.
-#[derive(Debug, Default)]
+/// engine and compiled guest are loaded once per `Sandbox`. A set-up that fails (the guest
+/// not built yet) is tried again on the next run.
+///
+/// Build one with [`Sandbox::builder`]; [`Sandbox::new`] is the builder's defaults.
+#[derive(Debug)]
 pub struct Sandbox {
-    wasm: OnceLock<Result<WasmBackend, String>>,
+    settings: SandboxBuilder,
+    wasm: OnceLock<WasmBackend>,
     container: OnceLock<ContainerBackend>,
 }
 
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Sandbox {
-    /// A sandbox with the default guest location and cache directory.
+    /// A sandbox with every default of [`SandboxBuilder`]; reads no environment variable.
     pub fn new() -> Self {
-        Self::default()
+        Self::builder().build()
     }
 
-    /// A sandbox that uses an already-built wasm backend.
+    /// A builder, to set the guest, cache, engine address, image and pool size.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// A sandbox that uses an already-built wasm backend (and the default container
+    /// backend).
     pub fn with_wasm(wasm: WasmBackend) -> Self {
-        let sandbox = Self::default();
-        let _ = sandbox.wasm.set(Ok(wasm));
+        let sandbox = Self::new();
+        let _ = sandbox.wasm.set(wasm);
         sandbox
     }
 
-    /// The wasm backend, set up on first use.
-    pub fn wasm(&self) -> Result<&WasmBackend, String> {
-        self.wasm
-            .get_or_init(|| WasmBackend::new().map_err(|err| chain(&err)))
-            .as_ref()
-            .map_err(Clone::clone)
+    /// The wasm backend, set up on first use. An `Err` is not remembered: the next call
+    /// tries again (a guest built in the meantime is then found).
+    pub fn wasm(&self) -> Result<&WasmBackend, WasmError> {
+        if let Some(wasm) = self.wasm.get() {
+            return Ok(wasm);
+        }
+        // Two callers racing here both set up a backend; one is kept, the other dropped.
+        // Setting up is cheap: the guest is compiled on its first run, not here.
+        let wasm = WasmBackend::with_config(self.settings.wasm.clone())?;
+        Ok(self.wasm.get_or_init(|| wasm))
     }
 
-    fn container(&self) -> &ContainerBackend {
-        self.container.get_or_init(ContainerBackend::default)
+    /// The container backend (it connects to the engine on its first run).
+    pub fn container(&self) -> &ContainerBackend {
+        self.container.get_or_init(|| {
+            let mut backend = ContainerBackend::new();
+            if let Some(image) = &self.settings.image {
+                backend = backend.with_image(image.clone());
+            }
+            if let Some(host) = &self.settings.docker_host {
+                backend = backend.with_docker_host(host.clone());
+            }
+            backend
+        })
     }
 
     /// Validates and routes a strategy without running it: the `check` subcommand.
@@ -91,20 +122,16 @@ impl Sandbox {
         };
         let executed = match route.backend {
             BackendKind::Wasm => match self.wasm() {
-                Ok(wasm) => wasm.execute(&job, policy).await.map_err(|e| chain(&e)),
-                Err(message) => Err(message),
+                Ok(wasm) => wasm.execute(&job, policy).await,
+                Err(err) => Err(err.into()),
             },
-            BackendKind::Container => self
-                .container()
-                .execute(&job, policy)
-                .await
-                .map_err(|e| chain(&e)),
+            BackendKind::Container => self.container().execute(&job, policy).await,
         };
         match executed {
             Ok(execution) => finish(execution, route, policy),
-            Err(message) => Outcome {
+            Err(err) => Outcome {
                 route: Some(route),
-                ..Outcome::unavailable(&policy.name, message)
+                ..Outcome::unavailable(&policy.name, err.cause(), chain(&err))
             },
         }
     }
@@ -125,7 +152,7 @@ fn plan<'a>(request: &Request<'a>, policy: &Policy) -> Result<(&'a str, Route), 
 }
 
 /// An error and its sources, `outer: inner: innermost`.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -199,5 +226,142 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
         violations: Vec::new(),
         usage,
         policy: policy.name.clone(),
+        schema_version: crate::outcome::SCHEMA_VERSION,
+        cause: None,
+    }
+}
+
+/// How a [`Sandbox`] is set up. A builder with no calls is valid and safe, and reads no
+/// environment variable; these are its defaults:
+///
+/// | setting | default |
+/// |---|---|
+/// | guest ([`guest_path`], [`guest_bytes`]) | `stratbox-guest.wasm` beside the running executable if it is there, else the source checkout's `wasm/build/stratbox-guest.wasm` ([`default_guest_path`]) |
+/// | cache ([`cache_dir`], [`no_cache`]) | the per-user cache directory, `~/.cache/stratbox` ([`default_cache_dir`]); without one (no home directory) the guest is compiled in memory on every start, never cached in a shared folder |
+/// | engine address ([`docker_host`]) | `unix:///var/run/docker.sock` ([`DEFAULT_DOCKER_HOST`]) |
+/// | image ([`image`]) | the runtime image of this stratbox, `stratbox-runtime:<hash of its inputs>` ([`ImageSpec::current`]) |
+/// | pool size ([`pool_size`]) | 32 wasm runs at once ([`MAX_CONCURRENT_RUNS`]); further runs wait |
+///
+/// The cache directory is used only if it, and every folder above it, is owned by the
+/// current user (or root, above it) and not writable by group or others; otherwise the
+/// guest is compiled in memory ([`WasmBackend::cache_refusal`] says why).
+///
+/// The environment is read only when asked, by [`from_env`]: the command line calls it,
+/// the library never does.
+///
+/// ```no_run
+/// # fn demo() {
+/// use stratbox::Sandbox;
+///
+/// let sandbox = Sandbox::builder()
+///     .guest_path("/opt/stratbox/stratbox-guest.wasm")
+///     .cache_dir("/var/cache/my-service/stratbox")
+///     .docker_host("unix:///run/user/1000/docker.sock")
+///     .pool_size(8)
+///     .build();
+/// # }
+/// ```
+///
+/// [`guest_path`]: SandboxBuilder::guest_path
+/// [`guest_bytes`]: SandboxBuilder::guest_bytes
+/// [`cache_dir`]: SandboxBuilder::cache_dir
+/// [`no_cache`]: SandboxBuilder::no_cache
+/// [`docker_host`]: SandboxBuilder::docker_host
+/// [`image`]: SandboxBuilder::image
+/// [`pool_size`]: SandboxBuilder::pool_size
+/// [`from_env`]: SandboxBuilder::from_env
+/// [`default_guest_path`]: crate::backend::wasm::default_guest_path
+/// [`default_cache_dir`]: crate::backend::wasm::default_cache_dir
+/// [`DEFAULT_DOCKER_HOST`]: crate::backend::container::engine::DEFAULT_DOCKER_HOST
+/// [`ImageSpec::current`]: crate::image::ImageSpec::current
+/// [`MAX_CONCURRENT_RUNS`]: crate::backend::wasm::MAX_CONCURRENT_RUNS
+#[derive(Debug, Clone, Default)]
+#[must_use]
+pub struct SandboxBuilder {
+    wasm: WasmConfig,
+    docker_host: Option<String>,
+    image: Option<String>,
+}
+
+impl SandboxBuilder {
+    /// The environment variable [`from_env`](Self::from_env) reads the guest path from.
+    pub const GUEST_ENV: &str = "STRATBOX_GUEST";
+    /// The environment variable [`from_env`](Self::from_env) reads the cache directory from.
+    pub const CACHE_DIR_ENV: &str = "STRATBOX_CACHE_DIR";
+    /// The environment variable [`from_env`](Self::from_env) reads the engine address from.
+    pub const DOCKER_HOST_ENV: &str = "DOCKER_HOST";
+
+    /// Takes settings from the environment where they are set (and not empty):
+    /// `STRATBOX_GUEST` (guest path), `STRATBOX_CACHE_DIR` (cache directory) and
+    /// `DOCKER_HOST` (engine address). Settings made after this call override them.
+    pub fn from_env(mut self) -> Self {
+        let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+        if let Some(path) = var(Self::GUEST_ENV) {
+            self = self.guest_path(path);
+        }
+        if let Some(dir) = var(Self::CACHE_DIR_ENV) {
+            self = self.cache_dir(dir);
+        }
+        if let Some(host) = var(Self::DOCKER_HOST_ENV) {
+            self = self.docker_host(host.to_string_lossy());
+        }
+        self
+    }
+
+    /// Loads the guest component from this file.
+    pub fn guest_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.wasm.guest = GuestSource::Path(path.into());
+        self
+    }
+
+    /// Uses this guest component, already in memory (e.g. `include_bytes!`).
+    pub fn guest_bytes(mut self, bytes: impl Into<Arc<[u8]>>) -> Self {
+        self.wasm.guest = GuestSource::Bytes(bytes.into());
+        self
+    }
+
+    /// Caches compiled guests in this directory (created with mode 0700 if missing; its
+    /// compiled code is in `wasm/` under it).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.wasm.cache = CacheSetting::Dir(dir.into());
+        self
+    }
+
+    /// Keeps no compiled code on disk: the guest is compiled in memory when the sandbox
+    /// first runs it (seconds to a minute for the CPython guest).
+    pub fn no_cache(mut self) -> Self {
+        self.wasm.cache = CacheSetting::Disabled;
+        self
+    }
+
+    /// Uses the container engine at `host`: `unix:///path/to/docker.sock` or
+    /// `tcp://host:port`.
+    pub fn docker_host(mut self, host: impl Into<String>) -> Self {
+        self.docker_host = Some(host.into());
+        self
+    }
+
+    /// Runs container strategies in this image instead of the runtime image of this
+    /// stratbox.
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+
+    /// Runs at most `runs` wasm strategies at once (clamped to 1 to
+    /// [`MAX_POOL_SIZE`](crate::backend::wasm::MAX_POOL_SIZE)); each is a slot of
+    /// wasmtime's pooling allocator, reserved when the guest is first compiled.
+    pub fn pool_size(mut self, runs: u32) -> Self {
+        self.wasm.pool_size = runs;
+        self
+    }
+
+    /// The sandbox. Nothing is loaded or connected yet: backends are set up on first use.
+    pub fn build(self) -> Sandbox {
+        Sandbox {
+            settings: self,
+            wasm: OnceLock::new(),
+            container: OnceLock::new(),
+        }
     }
 }

@@ -7,7 +7,7 @@ pub mod wasm;
 use std::future::Future;
 use std::path::Path;
 
-use crate::outcome::{Reason, Status, Truncated, Usage};
+use crate::outcome::{Cause, Reason, Status, Truncated, Usage};
 use crate::policy::Policy;
 use crate::route::BackendKind;
 
@@ -35,15 +35,21 @@ pub struct Execution {
     /// `Ok`, `Error` or `Killed` (never `Rejected` or `Unavailable`: those are `Err`s or
     /// decided before a backend is called).
     pub status: Status,
+    /// Which limit stopped it, when `status` is `Killed`.
     pub reason: Option<Reason>,
     /// Detail for an `Error` that did not come from the strategy itself (a guest trap).
     pub message: Option<String>,
     /// The interpreter's language level (`3.14`), when the backend knows it.
     pub python: Option<String>,
+    /// The strategy's exit code; `None` when it was killed.
     pub exit_code: Option<i32>,
+    /// What it printed on stdout (up to the cap).
     pub stdout: String,
+    /// What it printed on stderr (up to the cap).
     pub stderr: String,
+    /// Whether a stream was cut at its cap.
     pub truncated: Truncated,
+    /// What the run consumed.
     pub usage: Usage,
 }
 
@@ -63,9 +69,22 @@ pub trait Backend {
 
 /// The sandbox could not run a strategy.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendError {
+    /// The wasm backend failed.
     #[error(transparent)]
     Wasm(#[from] WasmError),
+    /// The container backend failed.
     #[error(transparent)]
     Container(#[from] ContainerError),
+}
+
+impl BackendError {
+    /// Which part of the sandbox failed, as the outcome reports it.
+    pub fn cause(&self) -> Cause {
+        match self {
+            BackendError::Wasm(err) => err.cause(),
+            BackendError::Container(err) => err.cause(),
+        }
+    }
 }

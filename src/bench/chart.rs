@@ -11,8 +11,15 @@ use super::{Availability, Mode, Report, WORKLOADS};
 /// The chart could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
+    /// plotters could not draw or write the file.
     #[error("cannot draw the chart {}: {message}", path.display())]
-    Draw { path: PathBuf, message: String },
+    Draw {
+        /// The chart file.
+        path: PathBuf,
+        /// plotters' reason.
+        message: String,
+    },
+    /// No cell of the report has samples.
     #[error("no cell of the report has samples: nothing to chart")]
     Empty,
 }

@@ -22,7 +22,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::outcome::Status;
 use crate::policy::{Metering, Policy, PolicyError, units};
 use crate::route::BackendKind;
-use crate::sandbox::{Request, Sandbox};
+use crate::sandbox::{Request, Sandbox, SandboxBuilder};
 
 /// One strategy the bench runs, compiled into the binary so the bench works from any
 /// directory.
@@ -134,7 +134,9 @@ pub enum BenchError {
     /// A run did not end `ok`.
     #[error("{workload}/{mode} run {run} ended {status}{}:\n{stderr}", detail.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Failed {
+        /// The workload.
         workload: &'static str,
+        /// The mode.
         mode: Mode,
         /// The run index (`warm-up` runs are reported as run 0).
         run: usize,
@@ -148,8 +150,10 @@ pub enum BenchError {
     /// A subprocess (native `python3` or `stratbox run`) could not be started.
     #[error("cannot run {program}")]
     Spawn {
+        /// The program.
         program: String,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
     /// The workloads could not be written to a temporary directory for `wasm-cli`.
@@ -175,6 +179,8 @@ pub struct BenchConfig {
     pub profile: String,
     /// The `stratbox` executable for `wasm-cli`. Default: the current executable.
     pub exe: Option<PathBuf>,
+    /// How the in-process modes' sandbox is set up. Default: [`Sandbox::builder`].
+    pub sandbox: SandboxBuilder,
 }
 
 impl BenchConfig {
@@ -189,6 +195,7 @@ impl BenchConfig {
             policy,
             profile: crate::policy::DEFAULT_PROFILE.to_owned(),
             exe: None,
+            sandbox: Sandbox::builder(),
         }
     }
 }
@@ -213,6 +220,7 @@ pub fn bench_policy() -> Result<Policy, PolicyError> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", content = "reason", rename_all = "kebab-case")]
 pub enum Availability {
+    /// The mode ran here.
     Available,
     /// The mode cannot run here; the reason says why.
     Unavailable(String),
@@ -221,21 +229,30 @@ pub enum Availability {
 /// One measured run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Sample {
+    /// The workload's name.
     pub workload: &'static str,
+    /// The mode.
     pub mode: Mode,
     /// 1-based run index.
     pub run: usize,
+    /// Wall time of the run as the host saw it, in milliseconds.
     pub ms: f64,
 }
 
 /// The statistics of one cell.
 #[derive(Debug, Clone, Serialize)]
 pub struct Cell {
+    /// The workload's name.
     pub workload: &'static str,
+    /// The mode.
     pub mode: Mode,
+    /// Whether it was measured.
     pub availability: Availability,
+    /// Median wall time in milliseconds; `None` when not measured.
     pub p50_ms: Option<f64>,
+    /// 95th percentile wall time in milliseconds.
     pub p95_ms: Option<f64>,
+    /// Fastest run in milliseconds.
     pub min_ms: Option<f64>,
     /// This cell's p50 over native's p50 for the same workload.
     pub ratio_to_native: Option<f64>,
@@ -260,13 +277,16 @@ pub struct Report {
 /// What the bench is doing, for a progress display.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
-    /// An unrecorded first run of a cell (it also checks the mode works here).
+    /// An unrecorded first run of a cell (it also checks the mode works here): `workload` in `mode`.
+    #[allow(missing_docs, reason = "the variant's doc names both fields")]
     WarmUp { workload: &'a str, mode: Mode },
     /// A measured run finished.
     Sample {
         /// 1-based index over all measured runs.
         index: usize,
+        /// How many measured runs there are in all.
         total: usize,
+        /// The run.
         sample: &'a Sample,
     },
 }
@@ -565,7 +585,7 @@ impl<'a> Runner<'a> {
         }
         Ok(Self {
             config,
-            sandbox: Sandbox::new(),
+            sandbox: config.sandbox.clone().build(),
             epoch_policy,
             python,
             python_numeric,
@@ -595,7 +615,8 @@ impl<'a> Runner<'a> {
                 let wasm = self
                     .sandbox
                     .wasm()
-                    .and_then(|wasm| wasm.prepare(metering).map_err(|e| format!("{e:#}")))
+                    .and_then(|wasm| wasm.prepare(metering))
+                    .map_err(|e| crate::sandbox::chain(&e))
                     .map(|_| ());
                 match (mode, wasm) {
                     (Mode::WasmCli, Ok(())) => self.exe.clone().map(|_| ()),

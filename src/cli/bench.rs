@@ -34,6 +34,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     let config = BenchConfig {
         runs: usize::from(args.runs),
         modes,
+        sandbox: stratbox::Sandbox::builder().from_env(),
         ..BenchConfig::new(bench::bench_policy()?)
     };
     let progress = |event: Progress<'_>| match event {
@@ -67,8 +68,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         }
         Some(Ok(report)) => report,
     };
-    print!("{}", report.table());
-    std::io::stdout().flush()?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(report.table().as_bytes())?;
+    stdout.flush()?;
+    drop(stdout);
     write_outputs(&report, &args)?;
     Ok(0)
 }

@@ -1,5 +1,7 @@
 //! `stratbox check`: validate and route a strategy without running it.
 
+use std::io::Write as _;
+
 use serde::Serialize;
 
 use stratbox::policy::Policy;
@@ -45,7 +47,8 @@ pub fn run(args: CheckArgs) -> anyhow::Result<u8> {
             violations,
             policy: &policy.name,
         };
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&outcome)?)?;
     } else if let Some(route) = route {
         eprintln!(
             "stratbox: ok · would run on {} ({}) · profile {}",

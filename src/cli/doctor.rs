@@ -2,8 +2,11 @@
 
 use serde::Serialize;
 
-use stratbox::backend::wasm::{WASMTIME_VERSION, default_cache_dir, default_guest_path};
-use stratbox::backend::{ContainerBackend, WasmBackend};
+use std::io::Write as _;
+use std::path::Path;
+
+use stratbox::Sandbox;
+use stratbox::backend::wasm::{CacheUse, WASMTIME_VERSION};
 use stratbox::image::{self, ImageSpec, ImageStatus};
 use stratbox::policy::Metering;
 
@@ -19,33 +22,34 @@ struct Check {
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
     let mut checks = Vec::new();
-    wasm_checks(&mut checks);
-    super::runtime()?.block_on(container_checks(&mut checks));
+    let sandbox = Sandbox::builder().from_env().build();
+    wasm_checks(&sandbox, &mut checks);
+    super::runtime()?.block_on(container_checks(&sandbox, &mut checks));
+    let mut stdout = std::io::stdout().lock();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&checks)?);
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&checks)?)?;
     } else {
         for check in &checks {
             let mark = if check.ok { "ok  " } else { "FAIL" };
-            println!("{mark} {:<10} {}", check.name, check.detail);
+            writeln!(stdout, "{mark} {:<10} {}", check.name, check.detail)?;
         }
     }
     let all_ok = checks.iter().all(|check| check.ok);
     Ok(if all_ok { 0 } else { 5 })
 }
 
-fn wasm_checks(checks: &mut Vec<Check>) {
-    let guest_path = default_guest_path();
-    let backend = match WasmBackend::new() {
+fn wasm_checks(sandbox: &Sandbox, checks: &mut Vec<Check>) {
+    let backend = match sandbox.wasm() {
         Ok(backend) => {
+            let path = backend.guest_path().map(Path::to_owned).unwrap_or_default();
             checks.push(Check {
                 name: "guest",
                 ok: true,
                 detail: format!(
                     "wasm runs CPython {}: {} ({:.1} MiB, hash {})",
                     backend.python().unwrap_or("(unknown version)"),
-                    guest_path.display(),
-                    std::fs::metadata(&guest_path).map_or(0, |m| m.len()) as f64
-                        / f64::from(1u32 << 20),
+                    path.display(),
+                    std::fs::metadata(&path).map_or(0, |m| m.len()) as f64 / f64::from(1u32 << 20),
                     &backend.guest_hash()[..16]
                 ),
             });
@@ -60,34 +64,56 @@ fn wasm_checks(checks: &mut Vec<Check>) {
             return;
         }
     };
-    let cache = default_cache_dir();
     let started = std::time::Instant::now();
-    checks.push(match backend.prepare(Metering::Fuel) {
-        Ok(cache_use) => Check {
-            name: "wasmtime",
-            ok: true,
-            detail: format!(
-                "wasmtime {WASMTIME_VERSION}; compiled guest {} in {} ({:.0} ms)",
-                match cache_use {
-                    stratbox::backend::wasm::CacheUse::Hit => "loaded from the cache",
-                    stratbox::backend::wasm::CacheUse::Compiled => "compiled and cached",
-                    stratbox::backend::wasm::CacheUse::CompiledUncached =>
-                        "compiled but NOT cached (cache folder not writable)",
-                },
-                cache.display(),
-                started.elapsed().as_secs_f64() * 1e3
-            ),
-        },
-        Err(err) => Check {
+    let prepared = backend.prepare(Metering::Fuel);
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    match prepared {
+        Ok(cache_use) => {
+            let (how, cache) = match &cache_use {
+                CacheUse::Hit => ("loaded from the cache", None),
+                CacheUse::Compiled { replaced: None } => ("compiled and cached", None),
+                CacheUse::Compiled {
+                    replaced: Some(refusal),
+                } => (
+                    "compiled and cached",
+                    Some((true, format!("replaced a refused entry: {refusal}"))),
+                ),
+                CacheUse::Uncached(refusal) => (
+                    "compiled in memory",
+                    Some((
+                        false,
+                        format!("not used, every start compiles in memory: {refusal}"),
+                    )),
+                ),
+                // A future way of obtaining the guest: say so rather than guess.
+                other => ("obtained", Some((true, format!("{other:?}")))),
+            };
+            checks.push(Check {
+                name: "wasmtime",
+                ok: true,
+                detail: format!(
+                    "wasmtime {WASMTIME_VERSION}; compiled guest {how} ({elapsed_ms:.0} ms); \
+                     {} runs at once",
+                    backend.pool_size()
+                ),
+            });
+            let (ok, detail) = cache.unwrap_or_else(|| (true, "in use".to_owned()));
+            checks.push(Check {
+                name: "cache",
+                ok,
+                detail,
+            });
+        }
+        Err(err) => checks.push(Check {
             name: "wasmtime",
             ok: false,
             detail: format!("{err}"),
-        },
-    });
+        }),
+    }
 }
 
-async fn container_checks(checks: &mut Vec<Check>) {
-    let backend = ContainerBackend::new();
+async fn container_checks(sandbox: &Sandbox, checks: &mut Vec<Check>) {
+    let backend = sandbox.container();
     let engine = match backend.engine().await {
         Ok(engine) => engine,
         Err(err) => {

@@ -19,7 +19,8 @@ pub fn run(args: ImageArgs) -> anyhow::Result<u8> {
 fn build(force: bool, keep_old: bool) -> anyhow::Result<u8> {
     let spec = ImageSpec::current();
     super::runtime()?.block_on(async {
-        let engine = match Engine::connect(None).await {
+        let host = std::env::var(stratbox::SandboxBuilder::DOCKER_HOST_ENV).ok();
+        let engine = match Engine::connect(host.as_deref()).await {
             Ok(engine) => engine,
             Err(err) => {
                 eprintln!("stratbox: {:#}", anyhow::Error::from(err));

@@ -412,7 +412,7 @@ pub async fn status(docker: &Docker, spec: &ImageSpec) -> Result<ImageStatus, Im
 }
 
 /// All `stratbox-runtime:*` tags the engine has.
-async fn runtime_tags(docker: &Docker) -> Result<Vec<String>, ImageError> {
+pub(crate) async fn runtime_tags(docker: &Docker) -> Result<Vec<String>, ImageError> {
     let filters = std::collections::HashMap::from([(
         "reference".to_owned(),
         vec![recipe::IMAGE_REPO.to_owned()],

@@ -50,20 +50,41 @@ pub const DEFAULT_PROFILE: &str = "default";
 /// A profile could not be found or read.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
+    /// No built-in profile has this name (and it is not a path).
     #[error(
         "no built-in profile named `{name}` (built in: {known}); to load a file, give a path such as ./{name}.toml"
     )]
-    UnknownProfile { name: String, known: String },
+    UnknownProfile {
+        /// The name asked for.
+        name: String,
+        /// The built-in names, comma-separated.
+        known: String,
+    },
+    /// The profile file cannot be read.
     #[error("cannot read profile {}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
+    /// The profile is not valid TOML of the profile's shape.
     #[error("invalid profile {origin}: {message}")]
-    Parse { origin: String, message: String },
+    Parse {
+        /// `built-in` or the path.
+        origin: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// The profile parses but a value is out of bounds or inconsistent.
     #[error("invalid profile {origin}: {message}")]
-    Invalid { origin: String, message: String },
+    Invalid {
+        /// `built-in` or the path, or `command line` for overrides.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// How the run is stopped when a strategy prints more than the output cap.
@@ -149,10 +170,13 @@ impl Limits {
     pub const DEFAULT_CPU_TIME: Duration = Duration::from_secs(10);
     /// Comfortably above the guest's own footprint (about 30 MiB after start-up).
     pub const DEFAULT_MEMORY_BYTES: u64 = 512 << 20;
+    /// Enough for a strategy's report; more belongs in a file under `/tmp`.
     pub const DEFAULT_STDOUT_BYTES: u64 = 1 << 20;
+    /// Enough for a long traceback.
     pub const DEFAULT_STDERR_BYTES: u64 = 256 << 10;
     /// A strategy is a script, not a data set: data belongs in the input or `/data`.
     pub const DEFAULT_SOURCE_BYTES: u64 = 1 << 20;
+    /// A generous input document (a price history as JSON).
     pub const DEFAULT_INPUT_BYTES: u64 = 64 << 20;
     /// Room for intermediate files of a backtest, well inside the default memory.
     pub const DEFAULT_TMP_BYTES: u64 = 64 << 20;
@@ -218,10 +242,15 @@ pub struct Policy {
     pub name: String,
     /// Where it came from (`built-in` or the path), for messages.
     pub origin: String,
+    /// What the profile is for, for people.
     pub description: String,
+    /// Resource limits.
     pub limits: Limits,
+    /// Which modules a strategy may import, and on which backend.
     pub imports: Imports,
+    /// The validator's settings.
     pub validator: ValidatorConfig,
+    /// The container backend's settings.
     pub container: ContainerConfig,
 }
 
@@ -380,8 +409,11 @@ impl Policy {
 /// Limits given on the command line, applied over the profile.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
+    /// Replaces `limits.wall-time`.
     pub wall_time: Option<Duration>,
+    /// Replaces `limits.memory`.
     pub memory_bytes: Option<u64>,
+    /// Replaces `limits.fuel`.
     pub fuel: Option<u64>,
     /// Applies to stdout and stderr alike.
     pub output_bytes: Option<u64>,

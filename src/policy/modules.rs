@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 /// One line of `wasm/modules.txt`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestModule {
+    /// The module's dotted name.
     pub name: &'static str,
     /// Why a strategy may have it (or why the guest needs it).
     pub reason: &'static str,

@@ -181,20 +181,35 @@ impl Default for ValidatorConfig {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleId {
+    /// The source does not parse as Python.
     Syntax,
+    /// A coding declaration names an encoding other than UTF-8.
     EncodingDeclaration,
+    /// Expressions or blocks nested deeper than the validator's limit.
     NestingLimit,
+    /// An import the policy does not allow.
     ForbiddenImport,
+    /// `from module import *`.
     StarImport,
+    /// An attribute of a module that is not allowed (`os.system`).
     ModuleAttribute,
+    /// A module used as a value (passed, stored or aliased).
     ModuleValue,
+    /// A call of a forbidden builtin (`eval`, `exec`, `open` outside `/data`, …).
     ForbiddenCall,
+    /// An attribute access to a dunder name outside the allowed list.
     DunderAccess,
+    /// A string spelling an internal (dunder) name.
     DunderString,
+    /// A format string that reaches attributes or items (`{0.__class__}`).
     FormatEscape,
+    /// A metaclass that is not a plain class name.
     ClassKeyword,
+    /// A string annotation that is not a plain type expression.
     StringAnnotation,
+    /// A `__match_args__` that is not a tuple of string literals.
     MatchArgs,
+    /// The forced backend cannot run the strategy's imports.
     BackendMismatch,
     /// The source is larger than the policy's `limits.source` (checked before parsing).
     SourceSize,
@@ -262,6 +277,7 @@ impl std::fmt::Display for RuleId {
 /// One refusal, pointing at the offending source.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Violation {
+    /// The rule that refused it.
     pub rule: RuleId,
     /// 1-based line.
     pub line: u32,
@@ -269,6 +285,7 @@ pub struct Violation {
     pub col: u32,
     /// A short excerpt of the offending source, starting at `line:col`.
     pub text: String,
+    /// What is wrong.
     pub message: String,
     /// What to write instead.
     pub hint: String,
@@ -279,7 +296,9 @@ pub struct Violation {
 pub struct Import {
     /// The dotted module name; relative imports keep their leading dots (`.helpers`).
     pub module: String,
+    /// 1-based line.
     pub line: u32,
+    /// 1-based column, in characters.
     pub col: u32,
 }
 

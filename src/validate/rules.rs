@@ -384,12 +384,19 @@ pub const MODULE_SINKS: &[(&str, Sink, &str)] = &[
 /// What a sink needs checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
+    /// A formatter that reaches attributes through its format string.
     Formatter,
+    /// Evaluates code from a string.
     Evaluates,
+    /// Gets attributes by name (`operator.attrgetter`).
     AttrGetter,
+    /// Calls methods by name (`operator.methodcaller`).
     MethodCaller,
+    /// Opens files.
     Open,
+    /// Reads or writes files by path.
     FileAccess,
+    /// Turns strings into field names (`namedtuple`).
     FieldNames,
 }
 
@@ -859,42 +866,52 @@ fn in_table(table: &[(&str, &str)], name: &str) -> bool {
     table.iter().any(|(n, _)| *n == name)
 }
 
+/// Whether the builtin may never be called.
 pub fn is_forbidden_builtin(name: &str) -> bool {
     in_table(FORBIDDEN_BUILTINS, name)
 }
 
+/// Whether calls of the builtin are checked argument by argument.
 pub fn is_checked_builtin(name: &str) -> bool {
     in_table(CHECKED_BUILTINS, name)
 }
 
+/// Whether the dunder may be used as a name.
 pub fn is_allowed_dunder_name(name: &str) -> bool {
     in_table(ALLOWED_DUNDER_NAMES, name)
 }
 
+/// Whether the dunder may be read as an attribute.
 pub fn is_allowed_dunder_attr(name: &str) -> bool {
     in_table(ALLOWED_DUNDER_ATTRS, name)
 }
 
+/// Whether the dunder may be reached through `super()`.
 pub fn is_super_dunder(name: &str) -> bool {
     in_table(SUPER_DUNDERS, name)
 }
 
+/// Whether the dunder may be assigned.
 pub fn is_allowed_dunder_store(name: &str) -> bool {
     in_table(ALLOWED_DUNDER_STORES, name)
 }
 
+/// Whether `name` is module metadata a strategy may bind at module level.
 pub fn is_module_metadata(name: &str) -> bool {
     in_table(MODULE_METADATA, name)
 }
 
+/// Whether the attribute is blocked on every object.
 pub fn is_blocked_attr(name: &str) -> bool {
     in_table(BLOCKED_ATTRS, name)
 }
 
+/// Whether a string holding this dunder is allowed.
 pub fn is_allowed_dunder_string(name: &str) -> bool {
     in_table(ALLOWED_DUNDER_STRINGS, name)
 }
 
+/// Why a native-extension module is denied, if it is.
 pub fn native_denied(module: &str) -> Option<&'static str> {
     NATIVE_DENIED
         .iter()
@@ -902,6 +919,7 @@ pub fn native_denied(module: &str) -> Option<&'static str> {
         .map(|(_, why)| *why)
 }
 
+/// What the qualified name needs checked, if it is a sink.
 pub fn sink(qualified: &str) -> Option<Sink> {
     MODULE_SINKS
         .iter()
@@ -909,10 +927,12 @@ pub fn sink(qualified: &str) -> Option<Sink> {
         .map(|(_, s, _)| *s)
 }
 
+/// Whether the name is a top-level standard-library module.
 pub fn is_stdlib_module(name: &str) -> bool {
     STDLIB_MODULES.binary_search(&name).is_ok()
 }
 
+/// Whether the dotted name is a standard-library submodule.
 pub fn is_stdlib_submodule(name: &str) -> bool {
     STDLIB_SUBMODULES.binary_search(&name).is_ok()
 }

@@ -86,10 +86,14 @@ fn json_outcome_has_the_documented_shape() {
         "violations",
         "usage",
         "policy",
+        "schema_version",
+        "cause",
     ] {
         assert!(value.get(key).is_some(), "missing {key}: {value}");
     }
     assert_eq!(value["status"], "ok");
+    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["cause"], serde_json::Value::Null);
     assert_eq!(value["reason"], serde_json::Value::Null);
     assert_eq!(value["backend"], "wasm");
     assert_eq!(value["route"]["backend"], "wasm");
@@ -273,11 +277,55 @@ fn missing_guest_is_unavailable() {
     assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let value = json(&out);
     assert_eq!(value["status"], "unavailable");
+    assert_eq!(value["cause"], "guest-missing");
+    assert_eq!(value["schema_version"], 1);
     let message = value["message"].as_str().expect("message");
     assert!(
         message.contains("/nonexistent/guest.wasm") && message.contains("make guest"),
         "{message}"
     );
+}
+
+#[test]
+fn doctor_names_why_a_world_writable_cache_is_not_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let shared = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["doctor", "--json"])
+        .current_dir(root())
+        .env("STRATBOX_CACHE_DIR", shared.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("stratbox runs");
+    let checks = json(&out);
+    let cache = checks
+        .as_array()
+        .expect("a list of checks")
+        .iter()
+        .find(|check| check["name"] == "cache")
+        .unwrap_or_else(|| panic!("no cache check: {checks}"));
+    assert_eq!(cache["ok"], false, "{cache}");
+    let detail = cache["detail"].as_str().expect("detail");
+    assert!(
+        detail.contains("compiles in memory") && detail.contains("written by group or others"),
+        "{detail}"
+    );
+    // Nothing was written into the shared folder.
+    let written: Vec<_> = walk(shared.path());
+    assert!(written.iter().all(|p| !p.ends_with("cwasm")), "{written:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        found.push(path.display().to_string());
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+    }
+    found
 }
 
 #[test]
@@ -472,4 +520,46 @@ fn bench_measures_every_workload_and_writes_json_and_chart() {
     }
     let svg = std::fs::read_to_string(&svg_path).expect("the chart");
     assert!(svg.contains("<svg"), "{svg}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly() {
+    // A real pipe whose reader takes one byte and goes away, as `| head -c 1` does; the
+    // outcome (200 kB of output) is larger than the pipe's buffer, so the write fails.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -o pipefail; '{}' run - --json <<< \"print('x' * 200000)\" | head -c 1 >/dev/null",
+            env!("CARGO_BIN_EXE_stratbox")
+        ))
+        .current_dir(root())
+        .output()
+        .expect("bash runs");
+    assert_eq!(stderr(&out), "", "no error is printed");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn a_closed_stdout_exits_zero() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["run", "-", "--json"])
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stratbox starts");
+    // Close the read end before anything is written: every write to stdout fails.
+    drop(child.stdout.take());
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(b"print('x' * 100000)\n")
+            .expect("source written");
+    }
+    let out = child.wait_with_output().expect("stratbox exits");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "", "no error is printed");
 }

@@ -864,6 +864,7 @@ fn unreachable_engine_is_unavailable_and_names_the_socket() {
     assert_eq!(output.status.code(), Some(5), "{output:?}");
     let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(outcome["status"], "unavailable");
+    assert_eq!(outcome["cause"], "engine-unreachable");
     let message = outcome["message"].as_str().expect("message");
     assert!(message.contains("unix:///nonexistent"), "{message}");
 }
@@ -883,8 +884,19 @@ async fn missing_image_is_unavailable_and_names_the_build_command() {
         .run(&job, &policy)
         .await
         .expect_err("image is missing");
+    // Missing, or stale when images of other stratbox versions are in the shared engine.
     assert!(
-        matches!(err, ContainerError::ImageMissing { .. }),
+        matches!(
+            err,
+            ContainerError::ImageMissing { .. } | ContainerError::ImageStale { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        matches!(
+            err.cause(),
+            stratbox::Cause::ImageMissing | stratbox::Cause::ImageStale
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains("stratbox image build"), "{err}");

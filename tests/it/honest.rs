@@ -250,6 +250,7 @@ fn cause(outcome: &Outcome) -> Vec<String> {
             outcome.message.as_deref().unwrap_or("")
         )],
         Status::Ok => vec!["ok".to_owned()],
+        other => vec![format!("{other:?}")],
     }
 }
 
@@ -394,7 +395,7 @@ async fn every_honest_fixture_ends_ok_on_every_backend_it_routes_to() {
         let mut why: Vec<String> = match o.status {
             Status::Rejected => cause(o),
             Status::Ok => vec![format!("{backend}: ran on {:?}", o.backend)],
-            Status::Error | Status::Killed | Status::Unavailable => cause(o)
+            _ => cause(o)
                 .into_iter()
                 .map(|c| format!("{backend}: {c}"))
                 .collect(),

@@ -478,3 +478,26 @@ async fn the_example_strategy_runs() {
         .expect("python3 runs");
     assert_eq!(outcome.stdout, String::from_utf8_lossy(&native.stdout));
 }
+
+#[tokio::test]
+async fn a_failed_set_up_is_retried_on_the_next_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let guest = dir.path().join("guest.wasm");
+    let sandbox = stratbox::Sandbox::builder().guest_path(&guest).build();
+    let policy = stratbox::Policy::load("default").expect("profile");
+    let request = stratbox::Request::new("print('hi')", "hi.py");
+    let missing = sandbox.run(&request, &policy).await;
+    assert_eq!(missing.status, Status::Unavailable, "{missing:?}");
+    assert_eq!(missing.cause, Some(stratbox::Cause::GuestMissing));
+    // The guest appears (a build finished): the same sandbox now runs.
+    let built = stratbox::backend::wasm::default_guest_path();
+    std::fs::copy(&built, &guest).expect("guest copied");
+    let ran = sandbox.run(&request, &policy).await;
+    assert_eq!(
+        (ran.status, ran.stdout.as_str()),
+        (Status::Ok, "hi\n"),
+        "{ran:?}"
+    );
+    assert_eq!(ran.cause, None);
+    assert_eq!(ran.schema_version, stratbox::outcome::SCHEMA_VERSION);
+}

@@ -1,7 +1,8 @@
 //! The connection to the container engine.
 //!
-//! The engine is found where the Docker CLI looks for it: `DOCKER_HOST` if set, else the
-//! default socket `unix:///var/run/docker.sock`. bollard speaks the newest API version it
+//! The engine is at the address the sandbox was configured with, else at the default
+//! socket `unix:///var/run/docker.sock`. The library reads no environment variable: the
+//! command line passes `DOCKER_HOST` on (see [`crate::SandboxBuilder::from_env`]). bollard speaks the newest API version it
 //! knows; older engines (Docker 20.10 speaks API 1.41) refuse it, so the version is
 //! negotiated down once, at connection time, with `GET /version`.
 
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use bollard::{ClientVersion, Docker};
 
-/// The engine address used when `DOCKER_HOST` is not set.
+/// The engine address used when none is configured.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
 /// Timeout of a single engine request (not of a run: the run's output is a stream).
@@ -25,7 +26,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct EngineError {
     /// The address tried (`unix:///var/run/docker.sock`).
     pub host: String,
-    /// Where the address came from (`DOCKER_HOST`, `default`, `configured`).
+    /// Where the address came from (`default` or `configured`).
     pub origin: &'static str,
     /// Why.
     #[source]
@@ -41,8 +42,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Connects to `host`, or to `DOCKER_HOST`, or to the default socket, and negotiates the
-    /// API version.
+    /// Connects to `host`, or to the default socket, and negotiates the API version.
     pub async fn connect(host: Option<&str>) -> Result<Self, EngineError> {
         let (host, origin) = resolve_host(host);
         let fail = |source| EngineError {
@@ -104,11 +104,8 @@ impl Engine {
 
 /// The address to use and where it came from.
 pub fn resolve_host(explicit: Option<&str>) -> (String, &'static str) {
-    if let Some(host) = explicit {
-        return (host.to_owned(), "configured");
-    }
-    match std::env::var("DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => (host, "DOCKER_HOST"),
+    match explicit {
+        Some(host) if !host.is_empty() => (host.to_owned(), "configured"),
         _ => (DEFAULT_DOCKER_HOST.to_owned(), "default"),
     }
 }

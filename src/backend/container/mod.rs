@@ -69,6 +69,7 @@ use bollard::ClientVersion;
 
 use super::{Backend, BackendError, Execution, Job};
 use crate::image::{ImageFacts, ImageSpec};
+use crate::outcome::Cause;
 use crate::policy::Policy;
 use crate::route::BackendKind;
 
@@ -81,6 +82,7 @@ pub const IMAGE_BUILD_COMMAND: &str = "stratbox image build";
 
 /// The container backend could not run a strategy.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ContainerError {
     /// The engine is not reachable (the message names the address tried).
     #[error(transparent)]
@@ -90,6 +92,18 @@ pub enum ContainerError {
     ImageMissing {
         /// The tag looked for.
         image: String,
+    },
+    /// The runtime image is not in the engine, but images built from other inputs (by
+    /// another version of stratbox) are.
+    #[error(
+        "the container image {image} is missing (found images of another stratbox version: {}); build it with `{IMAGE_BUILD_COMMAND}`",
+        found.join(", ")
+    )]
+    ImageStale {
+        /// The tag looked for.
+        image: String,
+        /// The `stratbox-runtime` tags the engine has.
+        found: Vec<String>,
     },
     /// An engine request failed.
     #[error("container engine error while {action}")]
@@ -117,6 +131,15 @@ pub enum ContainerError {
         /// What is wrong with it.
         message: String,
     },
+    /// The runner found no seccomp filter in force (the engine applies none); the strategy
+    /// was not started.
+    #[error(
+        "no seccomp filter is in force in the container ({detail}); the strategy was not started"
+    )]
+    SeccompUnsupported {
+        /// Which checks failed.
+        detail: String,
+    },
     /// The runner found the confinement not in force; the strategy was not started.
     #[error("the container's confinement is not in force ({detail}); the strategy was not started")]
     Preflight {
@@ -125,11 +148,27 @@ pub enum ContainerError {
     },
 }
 
+impl ContainerError {
+    /// Which part failed, as the outcome reports it.
+    pub fn cause(&self) -> Cause {
+        match self {
+            ContainerError::Engine(_) => Cause::EngineUnreachable,
+            ContainerError::ImageMissing { .. } => Cause::ImageMissing,
+            ContainerError::ImageStale { .. } => Cause::ImageStale,
+            ContainerError::Api { .. } => Cause::EngineError,
+            ContainerError::DataDir { .. } => Cause::DataDir,
+            ContainerError::Seccomp { .. } => Cause::SeccompProfile,
+            ContainerError::SeccompUnsupported { .. } => Cause::SeccompUnsupported,
+            ContainerError::Preflight { .. } => Cause::ConfinementFailed,
+        }
+    }
+}
+
 /// Runs strategies in hardened containers.
 ///
 /// `ContainerBackend::default()` uses the image of this build of stratbox
-/// ([`ImageSpec::current`]) and the engine at `DOCKER_HOST` (else
-/// `unix:///var/run/docker.sock`). It connects lazily, on the first run, and negotiates
+/// ([`ImageSpec::current`]) and the engine at [`engine::DEFAULT_DOCKER_HOST`] (no
+/// environment variable is read). It connects lazily, on the first run, and negotiates
 /// the API version once; each run then uses a fresh client, so a backend may be shared
 /// across runtimes.
 #[derive(Debug, Default)]
@@ -153,8 +192,8 @@ impl ContainerBackend {
         self
     }
 
-    /// Uses the engine at `host` (`unix:///path` or `tcp://host:port`) instead of
-    /// `DOCKER_HOST` or the default socket.
+    /// Uses the engine at `host` (`unix:///path` or `tcp://host:port`) instead of the
+    /// default socket.
     pub fn with_docker_host(mut self, host: impl Into<String>) -> Self {
         self.docker_host = Some(host.into());
         self

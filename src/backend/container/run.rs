@@ -69,8 +69,13 @@ pub(super) async fn run(
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => {
-            return Err(ContainerError::ImageMissing {
-                image: spec.image.clone(),
+            // Other stratbox images mean this one is stale rather than never built.
+            let found = crate::image::runtime_tags(docker).await.unwrap_or_default();
+            let image = spec.image.clone();
+            return Err(if found.is_empty() {
+                ContainerError::ImageMissing { image }
+            } else {
+                ContainerError::ImageStale { image, found }
             });
         }
         Err(source) => return Err(api("creating", &spec.name)(source)),
@@ -265,8 +270,12 @@ impl Raw {
         if let Some(RunnerResult { ending, detail, .. }) = &result
             && ending == "preflight"
         {
-            return Err(ContainerError::Preflight {
-                detail: detail.clone().unwrap_or_default(),
+            let detail = detail.clone().unwrap_or_default();
+            // The runner names each failed /proc/self/status line (`Seccomp is '0', …`).
+            return Err(if detail.contains("Seccomp is ") {
+                ContainerError::SeccompUnsupported { detail }
+            } else {
+                ContainerError::Preflight { detail }
             });
         }
         let overflowed = stdout_truncated || stderr_truncated;

@@ -1,20 +1,37 @@
 //! The compiled guest, cached on disk so that only the first run on a machine compiles.
 //!
-//! An entry is named after everything that could make it stale: the guest's content hash,
-//! the wasmtime version and a hash of the engine's settings (fuel, epochs, target). Each
-//! entry carries a checksum in a side file; an entry that is missing, truncated, corrupt or
-//! unreadable is compiled again and replaced atomically, never trusted.
+//! A `.cwasm` entry is machine code that runs with the host's rights, outside every
+//! sandbox, so the cache trusts no one but the current user:
 //!
-//! Start-up cost matters (`stratbox run` is one process per strategy), so two things are
-//! never done on the warm path: reading the whole guest (its content hash is remembered
-//! against its size, modification time and inode, and recomputed when any of them
-//! changes), and copying the compiled code (the entry is memory-mapped, checksummed in
-//! place and handed to wasmtime as a file, which also maps the guest's initial memory
-//! straight from it).
+//! - there is no fallback to a shared folder: without a per-user cache directory (or when
+//!   the embedder asks for none) the guest is compiled in memory on every start;
+//! - the cache directory, its `wasm/` folder and every ancestor must be owned by the
+//!   current user (ancestors may also be owned by root) and not writable by group or others
+//!   (an ancestor may be, with the sticky bit set, as `/tmp` is); otherwise the cache is not
+//!   read at all and the guest is compiled in memory ([`CacheRefusal`] says why, and
+//!   `stratbox doctor` prints it);
+//! - each entry and stamp is opened once, without following symbolic links, and is read
+//!   only if that open file is a regular file owned by the current user and writable by
+//!   nobody else;
+//! - the entry carries its own checksum (a trailer), and the bytes that are checksummed
+//!   are the very bytes handed to wasmtime: the file is copied once into a sealed memory
+//!   file (no one can change it after sealing), checked there, and wasmtime maps that same
+//!   sealed copy, so nothing can change between check and load.
+//!
+//! An entry is named after everything that could make it stale: the guest's content hash,
+//! the wasmtime version and a hash of the engine's settings (fuel, epochs, target). An
+//! entry that is missing, truncated, corrupt or refused is compiled again and replaced
+//! atomically (written to a new file, mode 0600, and renamed over the old one).
+//!
+//! Start-up cost matters (`stratbox run` is one process per strategy), so the whole guest
+//! is not read on the warm path: its content hash is remembered in a stamp file against its
+//! size, modification time and inode, and recomputed when any of them changes.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read as _, Seek as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -25,26 +42,253 @@ use super::WasmError;
 /// The wasmtime version the crate is built against, part of every cache key.
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
-/// Where compiled guests are kept: `$STRATBOX_CACHE_DIR`, else the user's cache directory
-/// (`~/.cache/stratbox` on Linux), else a folder in the system temp directory.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STRATBOX_CACHE_DIR") {
-        return PathBuf::from(dir);
+/// Bytes of the checksum trailer at the end of every entry (an XXH3-128, little-endian).
+const TRAILER_BYTES: usize = 16;
+
+/// Mode bits that let group or others write.
+const GROUP_OTHER_WRITE: u32 = 0o022;
+
+/// The sticky bit: only an entry's owner may rename or remove it.
+const STICKY: u32 = 0o1000;
+
+/// The per-user cache directory for compiled guests: `~/.cache/stratbox` on Linux
+/// (`$XDG_CACHE_HOME/stratbox` when that is set), or `None` when the user has no home
+/// directory. There is no fallback to a shared folder.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|dir| dir.join("stratbox"))
+}
+
+/// Why the on-disk cache was not used (the guest was then compiled in memory), or why an
+/// entry was refused and replaced.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheRefusal {
+    /// The sandbox was built without a cache directory.
+    #[error("no cache directory was configured")]
+    Disabled,
+    /// No per-user cache directory is known (no home directory).
+    #[error("no per-user cache directory (no home directory)")]
+    NoCacheDir,
+    /// The path is owned by another user.
+    #[error("{} is owned by uid {owner}, not by the current user (uid {user})", path.display())]
+    NotOwned {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The current (effective) user.
+        user: u32,
+    },
+    /// Group or others may write the path.
+    #[error("{} may be written by group or others (mode {mode:o})", path.display())]
+    Writable {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The path is not a directory (for the cache directory) or not a regular file (for an
+    /// entry); symbolic links are not followed.
+    #[error("{} is not a {expected}", path.display())]
+    FileType {
+        /// The path.
+        path: PathBuf,
+        /// What it should have been (`directory`, `regular file`).
+        expected: &'static str,
+    },
+    /// The path could not be created, inspected, read or written.
+    #[error("cannot use {}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The entry's checksum does not match its contents (truncated or corrupt).
+    #[error("{} is corrupt (checksum mismatch)", path.display())]
+    Corrupt {
+        /// The entry.
+        path: PathBuf,
+    },
+    /// wasmtime rejected the entry (another version or engine configuration).
+    #[error("{} was not accepted by wasmtime: {message}", path.display())]
+    Incompatible {
+        /// The entry.
+        path: PathBuf,
+        /// wasmtime's reason.
+        message: String,
+    },
+}
+
+impl CacheRefusal {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source: Arc::new(source),
+        }
     }
-    dirs::cache_dir()
-        .unwrap_or_else(std::env::temp_dir)
-        .join("stratbox")
 }
 
 /// How the compiled guest was obtained, for `doctor` and benchmarks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum CacheUse {
     /// Loaded from a valid cache entry.
     Hit,
-    /// Compiled (no entry, or the entry was stale or corrupt) and stored.
-    Compiled,
-    /// Compiled, but the cache could not be written (read-only home, full disk).
-    CompiledUncached,
+    /// Compiled and stored. `replaced` says why an existing entry was not used, if there
+    /// was one (absent entries are the normal first run).
+    Compiled {
+        /// Why an existing entry was refused.
+        replaced: Option<CacheRefusal>,
+    },
+    /// Compiled in memory and not stored: there is no usable cache directory, or it could
+    /// not be written. The next start compiles again.
+    Uncached(CacheRefusal),
+}
+
+/// Where compiled guests are kept, as configured on the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSetting {
+    /// The per-user cache directory ([`default_cache_dir`]).
+    Default,
+    /// This directory.
+    Dir(PathBuf),
+    /// No on-disk cache: compile in memory on every start.
+    Disabled,
+}
+
+/// The cache after its directory was checked: usable, or refused with the reason.
+#[derive(Debug, Clone)]
+pub enum Cache {
+    /// A directory that passed the ownership and permission checks (its `wasm/` folder).
+    Trusted(PathBuf),
+    /// Not used; everything is compiled in memory.
+    Refused(CacheRefusal),
+}
+
+impl Cache {
+    /// Resolves `setting` and checks the directory, creating it (mode 0700) if missing.
+    pub fn open(setting: &CacheSetting) -> Self {
+        let root = match setting {
+            CacheSetting::Default => match default_cache_dir() {
+                Some(dir) => dir,
+                None => return Self::Refused(CacheRefusal::NoCacheDir),
+            },
+            CacheSetting::Dir(dir) => dir.clone(),
+            CacheSetting::Disabled => return Self::Refused(CacheRefusal::Disabled),
+        };
+        match trusted_dir(&root) {
+            Ok(dir) => Self::Trusted(dir),
+            Err(refusal) => Self::Refused(refusal),
+        }
+    }
+
+    /// The refusal, when the cache is not used.
+    pub fn refusal(&self) -> Option<&CacheRefusal> {
+        match self {
+            Cache::Trusted(_) => None,
+            Cache::Refused(refusal) => Some(refusal),
+        }
+    }
+}
+
+/// Creates `root/wasm` if needed and checks it and every ancestor.
+fn trusted_dir(root: &Path) -> Result<PathBuf, CacheRefusal> {
+    let dir = root.join("wasm");
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|err| CacheRefusal::io(&dir, err))?;
+    }
+    let canonical = dir
+        .canonicalize()
+        .map_err(|err| CacheRefusal::io(&dir, err))?;
+    let user = rustix::process::geteuid().as_raw();
+    let mut own: u8 = 2; // `wasm/` and the cache directory itself must be the user's own.
+    for path in canonical.ancestors() {
+        let meta = std::fs::symlink_metadata(path).map_err(|err| CacheRefusal::io(path, err))?;
+        if !meta.is_dir() {
+            return Err(CacheRefusal::FileType {
+                path: path.to_owned(),
+                expected: "directory",
+            });
+        }
+        let owner_ok = meta.uid() == user || (own == 0 && meta.uid() == 0);
+        if !owner_ok {
+            return Err(CacheRefusal::NotOwned {
+                path: path.to_owned(),
+                owner: meta.uid(),
+                user,
+            });
+        }
+        let mode = meta.mode() & 0o7777;
+        let shared_sticky = own == 0 && mode & STICKY != 0;
+        if mode & GROUP_OTHER_WRITE != 0 && !shared_sticky {
+            return Err(CacheRefusal::Writable {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        own = own.saturating_sub(1);
+    }
+    Ok(canonical)
+}
+
+/// Checks what an open cache file may be: a regular file of the current user that nobody
+/// else may write.
+fn check_owned_file(path: &Path, meta: &std::fs::Metadata, user: u32) -> Result<(), CacheRefusal> {
+    if !meta.is_file() {
+        return Err(CacheRefusal::FileType {
+            path: path.to_owned(),
+            expected: "regular file",
+        });
+    }
+    if meta.uid() != user {
+        return Err(CacheRefusal::NotOwned {
+            path: path.to_owned(),
+            owner: meta.uid(),
+            user,
+        });
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & GROUP_OTHER_WRITE != 0 {
+        return Err(CacheRefusal::Writable {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Opens a cache file once, without following links, and checks the open descriptor.
+/// `Ok(None)` when it does not exist.
+fn open_owned(path: &Path) -> Result<Option<std::fs::File>, CacheRefusal> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path);
+    let file = match file {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(CacheRefusal::io(path, err)),
+    };
+    let meta = file.metadata().map_err(|err| CacheRefusal::io(path, err))?;
+    check_owned_file(path, &meta, rustix::process::geteuid().as_raw())?;
+    Ok(Some(file))
+}
+
+/// Reads a small cache file (a stamp) through [`open_owned`].
+fn read_owned(path: &Path) -> Result<Option<Vec<u8>>, CacheRefusal> {
+    let Some(mut file) = open_owned(path)? else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|err| CacheRefusal::io(path, err))?;
+    Ok(Some(bytes))
 }
 
 /// Content hash of the guest, as 32 hex digits.
@@ -59,28 +303,43 @@ fn engine_hash(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// The guest file, its content hash and its interpreter's language level, read lazily.
+/// The guest component, its content hash and its interpreter's language level; its bytes
+/// are read lazily when it is a file.
 #[derive(Debug)]
 pub struct Guest {
-    pub path: PathBuf,
+    /// The file it came from; `None` when it was given as bytes.
+    pub path: Option<PathBuf>,
+    /// [`guest_hash`] of its bytes.
     pub hash: String,
     /// The CPython language level the guest carries (`3.14`), from the name of its
     /// interpreter library (`libpython3.14.so`); `None` if the guest names none.
     pub python: Option<String>,
-    /// The guest's bytes, when they had to be read to hash them.
-    bytes: Option<Vec<u8>>,
+    /// The guest's bytes, when they had to be read to hash them (or were given).
+    bytes: Option<Arc<[u8]>>,
 }
 
 impl Guest {
+    /// A guest given as bytes.
+    pub fn from_bytes(bytes: Arc<[u8]>) -> Self {
+        Self {
+            path: None,
+            hash: guest_hash(&bytes),
+            python: python_level(&bytes),
+            bytes: Some(bytes),
+        }
+    }
+
     /// Identifies the guest at `path`: by a remembered hash and language level when its
-    /// size, modification time and inode are unchanged since it was last read, else by
-    /// reading it.
-    pub fn identify(path: &Path, cache_dir: &Path) -> std::io::Result<Self> {
+    /// size, modification time and inode are unchanged since it was last hashed (and the
+    /// cache is trusted), else by reading it.
+    pub fn identify(path: &Path, cache: &Cache) -> std::io::Result<Self> {
         let meta = std::fs::metadata(path)?;
-        let stamp_file = cache_dir
-            .join("wasm")
-            .join(format!("stamp-{}", stamp(path, &meta)));
-        if let Ok(text) = std::fs::read_to_string(&stamp_file) {
+        let stamp_file = match cache {
+            Cache::Trusted(dir) => Some(dir.join(format!("stamp-{}", stamp(path, &meta)))),
+            Cache::Refused(_) => None,
+        };
+        if let Some(Ok(Some(text))) = stamp_file.as_deref().map(read_owned) {
+            let text = String::from_utf8_lossy(&text).into_owned();
             // `<hash> <python or ->`; a stamp without the second word predates it.
             let mut words = text.split_whitespace();
             if let (Some(hash), Some(python)) = (words.next(), words.next())
@@ -88,40 +347,49 @@ impl Guest {
                 && hash.bytes().all(|b| b.is_ascii_hexdigit())
             {
                 return Ok(Self {
-                    path: path.to_owned(),
+                    path: Some(path.to_owned()),
                     hash: hash.to_owned(),
                     python: (python != "-").then(|| python.to_owned()),
                     bytes: None,
                 });
             }
         }
-        let bytes = std::fs::read(path)?;
+        let bytes: Arc<[u8]> = std::fs::read(path)?.into();
         let hash = guest_hash(&bytes);
         let python = python_level(&bytes);
-        let line = format!("{hash} {}\n", python.as_deref().unwrap_or("-"));
-        // Best effort: without the stamp the next start only reads the guest again.
-        let _ = std::fs::create_dir_all(cache_dir.join("wasm"))
-            .and_then(|()| write_atomically(&cache_dir.join("wasm"), &stamp_file, line.as_bytes()));
+        if let (Cache::Trusted(dir), Some(stamp_file)) = (cache, &stamp_file) {
+            let line = format!("{hash} {}\n", python.as_deref().unwrap_or("-"));
+            // Best effort: without the stamp the next start only reads the guest again.
+            let _ = write_atomically(dir, stamp_file, line.as_bytes());
+        }
         Ok(Self {
-            path: path.to_owned(),
+            path: Some(path.to_owned()),
             hash,
             python,
             bytes: Some(bytes),
         })
     }
 
-    fn bytes(&self) -> Result<std::borrow::Cow<'_, [u8]>, WasmError> {
-        match &self.bytes {
-            Some(bytes) => Ok(bytes.into()),
-            None => {
-                std::fs::read(&self.path)
+    fn bytes(&self) -> Result<Arc<[u8]>, WasmError> {
+        match (&self.bytes, &self.path) {
+            (Some(bytes), _) => Ok(Arc::clone(bytes)),
+            (None, Some(path)) => {
+                std::fs::read(path)
                     .map(Into::into)
                     .map_err(|source| WasmError::GuestRead {
-                        path: self.path.clone(),
+                        path: path.clone(),
                         source,
                     })
             }
+            (None, None) => unreachable!("a guest without a path always holds its bytes"),
         }
+    }
+
+    /// The guest's path for messages (`<bytes>` when it was given as bytes).
+    pub fn display(&self) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<guest bytes>"))
     }
 }
 
@@ -142,7 +410,6 @@ pub fn python_level(guest: &[u8]) -> Option<String> {
 
 /// A short hash of what identifies a file's version without reading it.
 fn stamp(path: &Path, meta: &std::fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
     let mut hasher = Xxh3::new();
     path.hash(&mut hasher);
     (
@@ -156,75 +423,146 @@ fn stamp(path: &Path, meta: &std::fs::Metadata) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// Loads the compiled guest from `cache_dir`, or compiles it and stores it there.
+/// Loads the compiled guest from the cache, or compiles it (and stores it when the cache
+/// is trusted).
 pub fn load_or_compile(
     engine: &Engine,
     guest: &Guest,
-    cache_dir: &Path,
+    cache: &Cache,
 ) -> Result<(Component, CacheUse), WasmError> {
-    let dir = cache_dir.join("wasm");
+    let dir = match cache {
+        Cache::Trusted(dir) => dir,
+        Cache::Refused(refusal) => {
+            return Ok((compile(engine, guest)?, CacheUse::Uncached(refusal.clone())));
+        }
+    };
     let entry = dir.join(format!(
         "guest-{}-{}.cwasm",
         &guest.hash[..16],
         engine_hash(engine)
     ));
-    let checksum = entry.with_extension("xxh3");
-    if let Some(component) = load_entry(engine, &entry, &checksum) {
-        return Ok((component, CacheUse::Hit));
-    }
+    let replaced = match load_entry(engine, &entry) {
+        Ok(Some(component)) => return Ok((component, CacheUse::Hit)),
+        Ok(None) => None,
+        Err(refusal) => Some(refusal),
+    };
+    let component = compile(engine, guest)?;
+    let cache_use = match store_entry(&component, dir, &entry) {
+        Ok(()) => CacheUse::Compiled { replaced },
+        Err(refusal) => CacheUse::Uncached(refusal),
+    };
+    Ok((component, cache_use))
+}
+
+fn compile(engine: &Engine, guest: &Guest) -> Result<Component, WasmError> {
     let bytes = guest.bytes()?;
     if guest_hash(&bytes) != guest.hash {
         // The guest changed between identification and now: never cache it under the
         // old name.
         return Err(WasmError::GuestChanged {
-            path: guest.path.clone(),
+            path: guest.display(),
         });
     }
-    let component = Component::new(engine, &bytes).map_err(|source| WasmError::Compile {
+    Component::new(engine, &bytes).map_err(|source| WasmError::Compile {
+        path: guest.display(),
         source: source.into(),
-    })?;
-    let cache_use = match store_entry(&component, &dir, &entry, &checksum) {
-        Ok(()) => CacheUse::Compiled,
-        Err(_) => CacheUse::CompiledUncached,
+    })
+}
+
+/// The entry at `path`: `Ok(None)` when there is none, `Err` when one exists but is
+/// refused (then it is replaced).
+///
+/// The entry is opened once ([`open_owned`]) and copied into a sealed memory file: after
+/// `F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW` nobody, not even this process, can change
+/// its bytes. The checksum is computed over the sealed copy, and wasmtime maps that same
+/// copy (through `/proc/self/fd`), so the code that runs is the code that was checked, and
+/// wasmtime still maps it lazily instead of copying 40 MiB on every start.
+fn load_entry(engine: &Engine, path: &Path) -> Result<Option<Component>, CacheRefusal> {
+    let Some(mut file) = open_owned(path)? else {
+        return Ok(None);
     };
-    Ok((component, cache_use))
-}
-
-fn load_entry(engine: &Engine, entry: &Path, checksum: &Path) -> Option<Component> {
-    let expected = std::fs::read_to_string(checksum).ok()?;
-    let file = std::fs::File::open(entry).ok()?;
-    // SAFETY: the map is read-only and lives only for the checksum below. Entries are
-    // never written in place: `store_entry` writes a new file and renames it over the old
-    // one, so the mapped inode's contents cannot change under us.
-    let mapped = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-    if format!("{:032x}", xxh3_128(&mapped)) != expected.trim() {
-        return None;
+    let io = |err: std::io::Error| CacheRefusal::io(path, err);
+    let sealed = sealed_copy(&mut file).map_err(io)?;
+    let mut copy = std::fs::File::from(sealed);
+    let len = copy.metadata().map_err(io)?.len();
+    let payload_len =
+        len.checked_sub(TRAILER_BYTES as u64)
+            .ok_or_else(|| CacheRefusal::Corrupt {
+                path: path.to_owned(),
+            })?;
+    let mut hasher = Xxh3::new();
+    let mut trailer = Vec::with_capacity(TRAILER_BYTES);
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    copy.rewind().map_err(io)?;
+    loop {
+        let read = copy.read(&mut buffer).map_err(io)?;
+        if read == 0 {
+            break;
+        }
+        let chunk = &buffer[..read];
+        let in_payload =
+            usize::try_from(payload_len.saturating_sub(offset).min(read as u64)).unwrap_or(read);
+        hasher.update(&chunk[..in_payload]);
+        trailer.extend_from_slice(&chunk[in_payload..]);
+        offset += read as u64;
     }
-    drop(mapped);
+    if offset != len || hasher.digest128().to_le_bytes() != trailer.as_slice() {
+        return Err(CacheRefusal::Corrupt {
+            path: path.to_owned(),
+        });
+    }
+    // wasmtime maps the whole file; the trailer after the serialised object is ignored by
+    // its parser (the object's own headers give every section's extent).
+    let fd_path = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&copy)
+    ));
+    #[allow(unsafe_code)]
     // SAFETY: `deserialize_file` requires a file produced by `Component::serialize` of a
-    // compatible engine that stays unchanged while the component lives. The entry was
-    // written by `store_entry` below (atomically, never modified in place), its name
-    // carries the engine's compatibility hash and the wasmtime version, and its checksum
-    // was verified just above, so a truncated or altered file is never loaded.
-    unsafe { Component::deserialize_file(engine, entry) }.ok()
+    // compatible engine that stays unchanged while the component lives (wasmtime itself
+    // rejects other versions and settings with an error). The file mapped here is the
+    // sealed memory copy made above: it cannot be written, shrunk or grown by anyone, and
+    // it stays open (wasmtime keeps its own descriptor) for as long as the mapping lives.
+    // Its bytes are exactly those checksummed above, copied from an entry that was opened
+    // without following links and is a regular file of the current user that nobody else
+    // may write, in a directory chain only the user (or root) controls; so a truncated,
+    // corrupt or planted file is never mapped as code.
+    let loaded = unsafe { Component::deserialize_file(engine, &fd_path) };
+    drop(copy);
+    loaded.map(Some).map_err(|err| CacheRefusal::Incompatible {
+        path: path.to_owned(),
+        message: format!("{err:#}"),
+    })
 }
 
-fn store_entry(
-    component: &Component,
-    dir: &Path,
-    entry: &Path,
-    checksum: &Path,
-) -> std::io::Result<()> {
-    let bytes = component.serialize().map_err(std::io::Error::other)?;
-    std::fs::create_dir_all(dir)?;
-    write_atomically(dir, entry, &bytes)?;
-    write_atomically(
-        dir,
-        checksum,
-        format!("{:032x}\n", xxh3_128(&bytes)).as_bytes(),
-    )
+/// Copies `file` into a new memory file and seals it against every change.
+fn sealed_copy(file: &mut std::fs::File) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let memfd = rustix::fs::memfd_create(
+        "stratbox-guest-cwasm",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut target = std::fs::File::from(memfd);
+    std::io::copy(file, &mut target)?;
+    let memfd = std::os::fd::OwnedFd::from(target);
+    rustix::fs::fcntl_add_seals(
+        &memfd,
+        SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )?;
+    Ok(memfd)
 }
 
+fn store_entry(component: &Component, dir: &Path, entry: &Path) -> Result<(), CacheRefusal> {
+    let mut bytes = component
+        .serialize()
+        .map_err(|err| CacheRefusal::io(entry, std::io::Error::other(format!("{err:#}"))))?;
+    let trailer = xxh3_128(&bytes).to_le_bytes();
+    bytes.extend_from_slice(&trailer);
+    write_atomically(dir, entry, &bytes).map_err(|err| CacheRefusal::io(entry, err))
+}
+
+/// Writes a new file (mode 0600) in `dir` and renames it over `path`.
 fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
@@ -236,6 +574,7 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     #[test]
     fn python_level_is_read_from_the_interpreter_library_name() {
@@ -246,5 +585,166 @@ mod tests {
         assert_eq!(python_level(b"libpython3.so"), None);
         assert_eq!(python_level(b"libpython3.14"), None);
         assert_eq!(python_level(b"no interpreter here"), None);
+    }
+
+    /// The smallest valid component: the preamble and no sections.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    fn engine() -> Engine {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        Engine::new(&config).expect("engine")
+    }
+
+    fn guest() -> Guest {
+        Guest::from_bytes(EMPTY_COMPONENT.into())
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    /// Fills an existing entry with garbage behind a valid checksum.
+    fn forge(entry: &Path) {
+        let mut forged = vec![0xcc; 4096];
+        let trailer = xxh3_128(&forged).to_le_bytes();
+        forged.extend_from_slice(&trailer);
+        std::fs::write(entry, &forged).expect("forged entry written");
+    }
+
+    fn only_entry(dir: &Path) -> PathBuf {
+        let entries: Vec<_> = std::fs::read_dir(dir.join("wasm"))
+            .expect("wasm dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries[0].clone()
+    }
+
+    #[test]
+    fn second_load_is_a_hit() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::open(&CacheSetting::Dir(tmp.path().join("c")));
+        assert!(cache.refusal().is_none(), "{cache:?}");
+        let (_, first) = load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        assert!(
+            matches!(first, CacheUse::Compiled { replaced: None }),
+            "{first:?}"
+        );
+        let (_, second) = load_or_compile(&engine(), &guest(), &cache).expect("loaded");
+        assert!(matches!(second, CacheUse::Hit), "{second:?}");
+        let mode = std::fs::metadata(tmp.path().join("c/wasm"))
+            .expect("dir")
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn forged_entry_in_a_world_writable_directory_is_never_loaded() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("shared");
+        let cache = Cache::open(&CacheSetting::Dir(root.clone()));
+        load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        let entry = only_entry(&root);
+        forge(&entry);
+        chmod(&root, 0o777);
+        let cache = Cache::open(&CacheSetting::Dir(root.clone()));
+        assert!(
+            matches!(cache.refusal(), Some(CacheRefusal::Writable { path, mode: 0o777 }) if path.ends_with("shared")),
+            "{cache:?}"
+        );
+        let (component, cache_use) =
+            load_or_compile(&engine(), &guest(), &cache).expect("compiled in memory");
+        assert!(
+            matches!(cache_use, CacheUse::Uncached(CacheRefusal::Writable { .. })),
+            "{cache_use:?}"
+        );
+        // The component came from the guest, not from the forged file, which is untouched.
+        assert_eq!(component.component_type().imports(&engine()).count(), 0);
+        let forged = std::fs::read(&entry).expect("entry");
+        assert_eq!(&forged[..4096], &[0xcc; 4096][..]);
+    }
+
+    #[test]
+    fn forged_entry_with_a_valid_checksum_in_a_private_directory_is_refused_and_replaced() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::open(&CacheSetting::Dir(tmp.path().join("c")));
+        load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        let entry = only_entry(&tmp.path().join("c"));
+        forge(&entry);
+        // Group-writable: refused before it is even read.
+        chmod(&entry, 0o660);
+        let (_, cache_use) = load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        assert!(
+            matches!(
+                &cache_use,
+                CacheUse::Compiled {
+                    replaced: Some(CacheRefusal::Writable { mode: 0o660, .. })
+                }
+            ),
+            "{cache_use:?}"
+        );
+        // Replaced by a good entry, which is then a hit.
+        let (_, cache_use) = load_or_compile(&engine(), &guest(), &cache).expect("loaded");
+        assert!(matches!(cache_use, CacheUse::Hit), "{cache_use:?}");
+    }
+
+    #[test]
+    fn corrupt_and_symlinked_entries_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::open(&CacheSetting::Dir(tmp.path().join("c")));
+        load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        let entry = only_entry(&tmp.path().join("c"));
+        let mut bytes = std::fs::read(&entry).expect("entry");
+        bytes[0] ^= 1;
+        std::fs::write(&entry, &bytes).expect("corrupted");
+        let (_, cache_use) = load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        assert!(
+            matches!(
+                &cache_use,
+                CacheUse::Compiled {
+                    replaced: Some(CacheRefusal::Corrupt { .. })
+                }
+            ),
+            "{cache_use:?}"
+        );
+        let elsewhere = tmp.path().join("elsewhere.cwasm");
+        std::fs::rename(&entry, &elsewhere).expect("moved");
+        std::os::unix::fs::symlink(&elsewhere, &entry).expect("symlink");
+        let (_, cache_use) = load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        assert!(
+            matches!(
+                &cache_use,
+                CacheUse::Compiled {
+                    replaced: Some(CacheRefusal::Io { .. })
+                }
+            ),
+            "{cache_use:?}"
+        );
+    }
+
+    #[test]
+    fn entries_of_another_user_are_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("f");
+        std::fs::write(&path, b"x").expect("file");
+        let meta = std::fs::metadata(&path).expect("meta");
+        let other = meta.uid() + 1;
+        assert!(matches!(
+            check_owned_file(&path, &meta, other),
+            Err(CacheRefusal::NotOwned { owner, user, .. }) if owner == meta.uid() && user == other
+        ));
+        assert!(check_owned_file(&path, &meta, meta.uid()).is_ok());
+    }
+
+    #[test]
+    fn disabled_and_missing_caches_compile_in_memory() {
+        let cache = Cache::open(&CacheSetting::Disabled);
+        let (_, cache_use) = load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        assert!(matches!(
+            cache_use,
+            CacheUse::Uncached(CacheRefusal::Disabled)
+        ));
     }
 }
