@@ -208,11 +208,11 @@ impl GuestFiles<'_> {
         };
         match handle.place {
             Place::Tmp(dir) => Ok(At::Tmp(dir, path)),
-            Place::Root => self.from_root(path),
+            Place::Root => self.resolve_in_root(path),
         }
     }
 
-    fn from_root(&self, path: String) -> FsResult<At> {
+    fn resolve_in_root(&self, path: String) -> FsResult<At> {
         if path.is_empty() {
             return Err(ErrorCode::NoEntry.into());
         }
