@@ -909,7 +909,9 @@ async fn missing_image_is_unavailable_and_names_the_build_command() {
 async fn fifty_runs_leave_no_container() {
     let policy = policy(
         &unique("ct-fifty"),
-        "wall-time = \"1s\"\ncpu-time = \"1s\"",
+        // Long enough for a trivial run on a loaded machine (the suite runs tests in
+        // parallel), short enough that the ten sleeping runs stay cheap.
+        "wall-time = \"4s\"\ncpu-time = \"1s\"",
         "",
     );
     let scripts = [
