@@ -7,7 +7,7 @@ use crate::backend::{Backend, ContainerBackend, Execution, Job, WasmBackend};
 use crate::outcome::Outcome;
 use crate::policy::{Policy, units};
 use crate::route::{BackendKind, Route, route};
-use crate::validate::{RuleId, Violation, validate};
+use crate::validate::{RuleId, Violation, inventory_rustpython, validate};
 
 /// One strategy and what it is given.
 #[derive(Debug, Clone, Copy)]
@@ -83,11 +83,19 @@ impl Sandbox {
             Ok(planned) => planned,
             Err(violations) => return Outcome::rejected(&policy.name, violations),
         };
+        // The runner compares CPython's tree with what the validator saw; with the
+        // validator switched off there is nothing to compare, and the backends stand alone.
+        let inventory = policy
+            .validator
+            .enabled
+            .then(|| inventory_rustpython::of(source))
+            .flatten();
         let job = Job {
             source,
             filename: request.filename,
             input: request.input,
             data_dir: request.data_dir,
+            inventory: inventory.as_ref(),
         };
         let executed = match route.backend {
             BackendKind::Wasm => match self.wasm() {
@@ -171,6 +179,13 @@ fn check_source<'a>(source: &'a [u8], policy: &Policy) -> Result<&'a str, Violat
 }
 
 fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
+    if let Some(violation) = execution.mismatch {
+        return Outcome {
+            backend: Some(route.backend),
+            route: Some(route),
+            ..Outcome::rejected(&policy.name, vec![violation])
+        };
+    }
     let Execution {
         status,
         reason,
@@ -180,6 +195,7 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
         stderr,
         truncated,
         usage,
+        mismatch: _,
     } = execution;
     Outcome {
         status,

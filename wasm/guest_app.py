@@ -6,6 +6,7 @@ instantiation of that snapshot plus the strategy itself.
 """
 
 import importlib
+import json
 
 import runner
 import wit_world
@@ -17,6 +18,11 @@ del _name
 
 
 class WitWorld(wit_world.WitWorld):
-    def run(self, source: str, filename: str) -> wit_world.Finished:
-        ending, exit_code = runner.execute(source, filename)
-        return wit_world.Finished(getattr(wit_world.Ending, ending.upper()), exit_code)
+    def run(self, source: str, filename: str, inventory: str | None) -> wit_world.Finished:
+        host = json.loads(inventory) if inventory is not None else None
+        ending, exit_code, detail = runner.execute(source, filename, host)
+        return wit_world.Finished(
+            getattr(wit_world.Ending, ending.upper()),
+            exit_code,
+            json.dumps(detail) if detail is not None else None,
+        )

@@ -9,18 +9,19 @@ use rustpython_parser::{Mode, lexer, parse_tokens};
 use unicode_normalization::UnicodeNormalization;
 
 use super::format::walking_field;
+use super::resolve::{MAP, Step};
 use super::rules::{self, Sink};
 use super::source::{Lines, foreign_encoding, nesting_exceeded};
 use super::{Import, ImportRules, ModuleClass, Report, RuleId, ValidatorConfig, Violation};
 
 /// Why a text could not be turned into a tree.
-enum ParseFail {
+pub(super) enum ParseFail {
     Syntax { offset: usize, message: String },
     Nesting { offset: usize },
 }
 
 /// Lexes, bounds the nesting, then parses.
-fn parse_guarded(source: &str, mode: Mode) -> Result<ast::Mod, ParseFail> {
+pub(super) fn parse_guarded(source: &str, mode: Mode) -> Result<ast::Mod, ParseFail> {
     // The lexer keeps yielding errors after the first one (at an unclosed bracket it never
     // stops), so stop at the first error or at the end of the file. The parser still sees
     // the tokens before the error, so a syntax error earlier in the file is reported first.
@@ -251,6 +252,9 @@ impl Checker<'_> {
                         let local = norm(alias.asname.as_ref().unwrap_or(&alias.name)).into_owned();
                         if self.is_known_module(&qualified) {
                             self.modules.insert(local, qualified);
+                        } else if let Step::Module(m) = MAP.module_attribute(&module, &name) {
+                            // `from re import enum as e`: `e` is the module `enum`.
+                            self.modules.insert(local, m.to_owned());
                         } else {
                             self.objects.insert(local, qualified);
                         }
@@ -425,6 +429,14 @@ impl Checker<'_> {
                     format!("`{qualified}` is private to `{module}` (private names of modules can be other modules, like random._os)"),
                     "import only public names",
                 );
+            } else if let Some(what) = self.resolved_refusal(&module, &name) {
+                self.push(
+                    RuleId::ModuleAttribute,
+                    from,
+                    to,
+                    format!("`{qualified}` is {what}"),
+                    "import only the functions and classes of allowed modules",
+                );
             } else if self.is_leaked_module(&name) {
                 self.push(
                     RuleId::ModuleAttribute,
@@ -444,7 +456,7 @@ impl Checker<'_> {
     /// refused when the module itself is not allowed, and when only some of its attributes
     /// are (the checks on `sys.x` do not follow an alias such as `typing.sys`).
     fn is_leaked_module(&self, name: &str) -> bool {
-        rules::is_stdlib_module(name)
+        MAP.is_stdlib_module(name)
             && (self.rules.classify(name) == ModuleClass::Forbidden
                 || rules::module_attribute_allowed(name, "").is_some())
     }
@@ -1107,8 +1119,56 @@ impl Checker<'_> {
             Expr::Name(n) => self.modules.get(&*norm(&n.id)).cloned(),
             Expr::Attribute(a) => {
                 let base = self.module_of(&a.value)?;
-                let qualified = format!("{base}.{}", norm(&a.attr));
-                self.is_known_module(&qualified).then_some(qualified)
+                let attr = norm(&a.attr);
+                let qualified = format!("{base}.{attr}");
+                if self.is_known_module(&qualified) {
+                    return Some(qualified);
+                }
+                // A module another module holds (`re.enum`) is that module, so every rule
+                // on modules applies to it; a module that is not allowed is refused by
+                // `module_attribute` and not followed.
+                match MAP.module_attribute(&base, &attr) {
+                    Step::Module(m) if self.rules.classify(m) != ModuleClass::Forbidden => {
+                        Some(m.to_owned())
+                    }
+                    Step::Module(_) | Step::Ordinary | Step::Object(_) | Step::Refused(_) => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// What the attribute map says of `module.name` when it is refused: a module that is
+    /// not allowed (also one this policy narrows away), or a callable with escape power.
+    fn resolved_refusal(&self, module: &str, name: &str) -> Option<String> {
+        match MAP.module_attribute(module, name) {
+            Step::Refused(what) => Some(what.to_owned()),
+            Step::Module(m) if self.rules.classify(m) == ModuleClass::Forbidden => {
+                Some(format!("the module `{m}`, which is not allowed"))
+            }
+            Step::Module(_) | Step::Object(_) | Step::Ordinary => None,
+        }
+    }
+
+    /// The root module and attribute names of a chain `m.a.b` whose root is a module name
+    /// or an object imported from a module (`from logging import root as r`: `r.a` is
+    /// `logging.root.a`).
+    fn chain_of<'e>(&self, e: &'e Expr, attrs: &mut Vec<Cow<'e, str>>) -> Option<String> {
+        match e {
+            Expr::Name(n) => {
+                let name = norm(&n.id);
+                if let Some(module) = self.modules.get(&*name) {
+                    return Some(module.clone());
+                }
+                let qualified = self.objects.get(&*name)?;
+                let (module, object) = qualified.rsplit_once('.')?;
+                attrs.push(Cow::Owned(object.to_owned()));
+                Some(module.to_owned())
+            }
+            Expr::Attribute(a) => {
+                let root = self.chain_of(&a.value, attrs)?;
+                attrs.push(norm(&a.attr));
+                Some(root)
             }
             _ => None,
         }
@@ -1145,6 +1205,26 @@ impl Checker<'_> {
             return;
         }
         self.expr_as(&x.value, Use::Receiver);
+        // A chain through objects a module holds (`logging.root.manager`): refused at the
+        // step where the attribute map first reaches something refused (earlier steps are
+        // reported on the inner expression).
+        let mut attrs = Vec::new();
+        if let Some(root) = self.chain_of(&x.value, &mut attrs) {
+            attrs.push(name.clone());
+            let steps: Vec<&str> = attrs.iter().map(|a| &**a).collect();
+            if let Some((at, what)) = MAP.chain(&root, &steps)
+                && at + 1 == steps.len()
+            {
+                self.push(
+                    RuleId::ModuleAttribute,
+                    attr_start,
+                    attr_end,
+                    format!("`{root}.{}` is {what}", steps.join(".")),
+                    "use only the public functions and classes of allowed modules",
+                );
+                return;
+            }
+        }
         if rules::is_dunder(&name) {
             let via_super = matches!(&*x.value, Expr::Call(c)
                 if matches!(&*c.func, Expr::Name(n) if norm(&n.id) == "super"));
@@ -1239,7 +1319,9 @@ impl Checker<'_> {
             Some(format!(
                 "`{qualified}` is private to `{module}` (private module names can be other modules, like random._os)"
             ))
-        } else if self.is_leaked_module(name)
+        } else if let Some(what) = self.resolved_refusal(module, name) {
+            Some(format!("`{qualified}` is {what}"))
+        } else if !MAP.covers(module) && self.is_leaked_module(name)
             || rules::is_stdlib_submodule(&qualified)
                 && self.rules.classify(&qualified) == ModuleClass::Forbidden
         {

@@ -8,6 +8,8 @@ mod cli;
 /// The container backend: confinement, limits, outcomes and cleanup against the real engine.
 #[cfg(feature = "test-docker")]
 mod container;
+/// Generated data against the interpreters; the host's inventory against CPython's.
+mod generated;
 /// The same limits on both backends end with the same status and reason.
 #[cfg(feature = "test-docker")]
 mod parity;
