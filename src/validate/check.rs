@@ -429,7 +429,11 @@ impl Checker<'_> {
                     format!("`{qualified}` is private to `{module}` (private names of modules can be other modules, like random._os)"),
                     "import only public names",
                 );
-            } else if let Some(what) = self.resolved_refusal(&module, &name) {
+            } else if let Some(what) = rules::sink(&qualified)
+                .is_none()
+                .then(|| self.resolved_refusal(&module, &name))
+                .flatten()
+            {
                 self.push(
                     RuleId::ModuleAttribute,
                     from,

@@ -228,6 +228,9 @@ _ = {chain}
         MAP.public.len()
     );
     for (module, name) in &MAP.public {
+        if stratbox::validate::rules::native_denied(&format!("{module}.{name}")).is_some() {
+            continue; // never allowed, whatever it is (pandas.read_pickle)
+        }
         let source = format!(
             "import {module}
 _ = {module}.{name}
