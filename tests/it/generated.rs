@@ -149,7 +149,8 @@ async fn runner_refuses_what_the_host_did_not_see() {
     assert_eq!(ran.stdout, "1\n");
 
     // Each set in turn loses one item: the runner names it, at CPython's position.
-    let cases: [(&str, fn(&mut Inventory) -> bool, u32, u32); 4] = [
+    type Removal = fn(&mut Inventory) -> bool;
+    let cases: [(&str, Removal, u32, u32); 4] = [
         ("math", |i| i.imports.remove("math"), 3, 1),
         ("x", |i| i.names.remove("x"), 1, 1),
         ("floor", |i| i.attributes.remove("floor"), 4, 5),
