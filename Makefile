@@ -31,11 +31,15 @@ build:
 image: build host-packages
 	$(BIN) image build
 
-# Host tools the image build uses, from Debian's archive.
+# Host tools the image build uses, from Debian's archive: mmdebstrap, and the archive keys
+# of Debian trixie (the image's release; older keyring packages lack them).
 host-packages:
 	@command -v mmdebstrap >/dev/null || { \
 	    echo "stratbox: installing mmdebstrap (needed to build the container image)"; \
 	    apt-get update -qq && apt-get install -y -qq --no-install-recommends mmdebstrap >/dev/null; }
+	@test -e /usr/share/keyrings/debian-archive-trixie-stable.gpg || { \
+	    echo "stratbox: updating debian-archive-keyring (the image is built from Debian trixie)"; \
+	    apt-get update -qq && apt-get install -y -qq debian-archive-keyring >/dev/null; }
 
 lint:
 	$(CARGO) fmt --all -- --check

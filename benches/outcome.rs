@@ -14,6 +14,7 @@ fn outcome(stdout: String) -> Outcome {
         reason: None,
         message: None,
         backend: Some(BackendKind::Wasm),
+        python: Some("3.14".into()),
         route: Some(Route {
             backend: BackendKind::Wasm,
             why: "only standard-library imports".into(),

@@ -83,7 +83,7 @@ fn runs(c: &mut Criterion) {
         let path = workload(name);
         let source = std::fs::read_to_string(&path).expect("workload");
         // As in a real run: the runner compares CPython's tree with the host's inventory.
-        let inventory = stratbox::validate::inventory_rustpython::of(&source);
+        let inventory = stratbox::validate::inventory_of(&source);
         let job = Job {
             source: &source,
             filename: "strategy.py",

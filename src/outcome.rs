@@ -113,6 +113,11 @@ pub struct Outcome {
     pub message: Option<String>,
     /// The backend that ran the strategy; `null` when nothing ran.
     pub backend: Option<BackendKind>,
+    /// The language level of the interpreter that ran the strategy (`"3.14"` in the wasm
+    /// guest, `"3.13"` in the container image); `null` when nothing ran. Taken from the
+    /// guest's interpreter library and from the image's labels, which the image build
+    /// records from the image's own `sys.version_info`.
+    pub python: Option<String>,
     /// The routing decision; `null` when the strategy was rejected before routing.
     pub route: Option<Route>,
     /// The strategy's exit code (0 ok, 1 uncaught exception, else its `sys.exit` code);
@@ -135,6 +140,7 @@ impl Outcome {
             reason: None,
             message: None,
             backend: None,
+            python: None,
             route: None,
             exit_code: None,
             stdout: String::new(),

@@ -8,6 +8,7 @@ instantiation of that snapshot plus the strategy itself.
 import gc
 import importlib
 import json
+import os
 
 import runner
 import wit_world
@@ -26,6 +27,9 @@ gc.freeze()
 
 class WitWorld(wit_world.WitWorld):
     def run(self, source: str, filename: str, inventory: str | None) -> wit_world.Finished:
+        # The working directory is the run's own /tmp, as in the container, so relative
+        # paths name scratch files on both backends.
+        os.chdir("/tmp")
         host = json.loads(inventory) if inventory is not None else None
         ending, exit_code, detail = runner.execute(source, filename, host)
         return wit_world.Finished(

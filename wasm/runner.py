@@ -5,9 +5,10 @@ The same file runs on both backends, so a strategy sees the same protocol everyw
 * wasm: ``guest_app.py`` imports this module while the guest is pre-initialised and calls
   :func:`execute` for each run; the host reads the ending from the return value.
 * container: ``python3 -I /opt/stratbox/runner.py`` reads a frame from stdin (a JSON header
-  line, the source, then the input document), checks that the sandbox is in force
-  (:func:`preflight`), runs the strategy and writes the ending as the last line of stderr,
-  tagged with the nonce the host sent in the header.
+  line, the source, then the input document), makes the process non-dumpable
+  (:func:`seal`), checks that the sandbox is in force (:func:`preflight`), runs the
+  strategy and writes the ending as the last line of stderr, tagged with the nonce the host
+  sent in the header.
 
 Before running, the runner parses the strategy with CPython's own ``ast`` and, when the host
 sent the inventory its validator saw (``src/validate/inventory.rs``), refuses to run a tree
@@ -109,6 +110,25 @@ def mismatch(tree, source, host):
         "kind": kind,
         "value": value,
     }
+
+
+class _Exit:
+    """``exit()`` and ``quit()`` as ``sys.exit()``: ``site`` installs them on an ordinary
+    interpreter, but the wasm guest may start without ``site``, and strategies call them."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"Use {self.name}() to exit"
+
+    def __call__(self, code=None):
+        raise SystemExit(code)
+
+
+for _name in ("exit", "quit"):
+    if not hasattr(builtins, _name):
+        setattr(builtins, _name, _Exit(_name))
 
 
 def _exit_code(exc):
@@ -219,7 +239,8 @@ def _run_atexit():
 
 # --- container mode -------------------------------------------------------------------
 
-#: Lines of /proc/self/status that must read as given before a strategy may start.
+#: Lines of /proc/self/status that must read as given before a strategy may start (the
+#: process must also be non-dumpable: see :func:`seal` and :func:`preflight`).
 REQUIRED_STATUS = {
     "Seccomp": "2",  # a seccomp filter is active (mode 2: filter)
     "NoNewPrivs": "1",  # no-new-privileges is set
@@ -227,9 +248,46 @@ REQUIRED_STATUS = {
 }
 
 
+#: prctl(2) options (linux/prctl.h).
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
+
+
+def _prctl():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+def seal():
+    """Makes the process non-dumpable before the strategy starts.
+
+    The strategy shares this process. A non-dumpable process's ``/proc/self/mem`` and
+    ``/proc/self/environ`` belong to root, so the strategy's user cannot open them: it
+    cannot rewrite or read the runner's memory (the nonce, this code) through them, and
+    no process of the same user can attach to it. Forked children inherit the flag.
+    """
+    _prctl()(PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+
 def preflight():
     """Returns a list of problems with the container's confinement (empty when sound)."""
     problems = []
+    try:
+        dumpable = _prctl()(PR_GET_DUMPABLE, 0, 0, 0, 0)
+    except Exception as err:  # no ctypes, no prctl: reported, never fatal
+        dumpable = "unknown: %s" % err
+    if dumpable != 0:
+        problems.append("PR_GET_DUMPABLE is %s, expected 0 (not dumpable)" % dumpable)
+    try:
+        import os
+
+        os.close(os.open("/proc/self/mem", os.O_RDWR))
+        problems.append("/proc/self/mem can be opened for writing")
+    except PermissionError:
+        pass
+    except OSError as err:
+        problems.append("unexpected error opening /proc/self/mem: %s" % err)
     try:
         with open("/proc/self/status") as status_file:
             status = dict(
@@ -268,6 +326,10 @@ def container_main():
     nonce = header["nonce"]
     source = stdin.read(header["source_len"]).decode("utf-8")
     # The rest of stdin is the input document, read by the strategy through sys.stdin.
+    try:
+        seal()
+    except Exception:
+        pass  # preflight reports the process as dumpable
     problems = preflight()
     if problems:
         _report(nonce, "preflight", 125, "; ".join(problems))

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "../../src/validate/mod.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod validate;
 
 /// `route.rs` names the validator as `crate::validate`: in this crate, the module above.

@@ -43,6 +43,8 @@ pub struct Execution {
     pub reason: Option<Reason>,
     /// Detail for an `Error` that did not come from the strategy itself (a guest trap).
     pub message: Option<String>,
+    /// The interpreter's language level (`3.14`), when the backend knows it.
+    pub python: Option<String>,
     pub exit_code: Option<i32>,
     pub stdout: String,
     pub stderr: String,

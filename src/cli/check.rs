@@ -63,6 +63,7 @@ pub fn human(violations: &[Violation], source: &[u8], filename: &str) -> String 
         violations: violations.to_vec(),
         imports: Vec::new(),
         checked: true,
+        inventory: Default::default(),
     };
     render_human(&report, &String::from_utf8_lossy(source), filename)
 }

@@ -41,7 +41,8 @@ fn wasm_checks(checks: &mut Vec<Check>) {
                 name: "guest",
                 ok: true,
                 detail: format!(
-                    "{} ({:.1} MiB, hash {})",
+                    "wasm runs CPython {}: {} ({:.1} MiB, hash {})",
+                    backend.python().unwrap_or("(unknown version)"),
                     guest_path.display(),
                     std::fs::metadata(&guest_path).map_or(0, |m| m.len()) as f64
                         / f64::from(1u32 << 20),
@@ -142,7 +143,21 @@ async fn container_checks(checks: &mut Vec<Check>) {
         Ok(ImageStatus::Current { id }) => Check {
             name: "image",
             ok: true,
-            detail: format!("{} is present and current ({})", spec.tag(), short(&id)),
+            detail: format!(
+                "container runs {}: {} is present and current ({})",
+                match image::facts(docker, &spec.tag()).await {
+                    Ok(Some(facts)) => format!(
+                        "CPython {} with numpy {} and pandas {} (Debian {})",
+                        facts.python, facts.numpy, facts.pandas, facts.suite
+                    ),
+                    Ok(None) => "an interpreter of unknown version (the image has no \
+                                 version labels)"
+                        .to_owned(),
+                    Err(err) => format!("an interpreter of unknown version ({err})"),
+                },
+                spec.tag(),
+                short(&id)
+            ),
         },
         Ok(ImageStatus::Stale { found }) => Check {
             name: "image",

@@ -12,11 +12,11 @@ use super::{ImageArgs, ImageCommand};
 
 pub fn run(args: ImageArgs) -> anyhow::Result<u8> {
     match args.command {
-        ImageCommand::Build { force } => build(force),
+        ImageCommand::Build { force, keep_old } => build(force, keep_old),
     }
 }
 
-fn build(force: bool) -> anyhow::Result<u8> {
+fn build(force: bool, keep_old: bool) -> anyhow::Result<u8> {
     let spec = ImageSpec::current();
     super::runtime()?.block_on(async {
         let engine = match Engine::connect(None).await {
@@ -50,7 +50,7 @@ fn build(force: bool) -> anyhow::Result<u8> {
                 ),
             };
         };
-        let built = image::build(engine.docker(), &spec, force, &mut report)
+        let built = image::build(engine.docker(), &spec, force, keep_old, &mut report)
             .await
             .with_context(|| format!("cannot build {}", spec.tag()))?;
         let size = built

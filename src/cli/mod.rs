@@ -112,6 +112,11 @@ enum ImageCommand {
         /// Rebuild even if the image is current.
         #[arg(long)]
         force: bool,
+        /// Keep the older `stratbox-runtime` images (by default they are removed after a
+        /// successful build, except any a container still uses); for engines shared by
+        /// several versions of stratbox.
+        #[arg(long)]
+        keep_old: bool,
     },
 }
 

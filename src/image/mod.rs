@@ -1,12 +1,16 @@
 //! Offline build of the container backend's runtime image.
 //!
 //! No container registry is assumed. The root file system is bootstrapped from Debian
-//! packages with `mmdebstrap` (minbase variant plus python3, numpy, pandas and tini, an
-//! unprivileged `strategy` user and the shared runner at `/opt/stratbox/runner.py`), written
-//! to a tar file and imported into the engine (the `docker import` equivalent), tagged
-//! `stratbox-runtime:<12 hex digits>`. The digits are a SHA-256 of the inputs (recipe
-//! version, suite, packages, mmdebstrap options, import changes, runner bytes) and not of
-//! the mirror, so an image is rebuilt exactly when its inputs change.
+//! packages with `mmdebstrap` (Debian trixie's minbase variant plus python3, numpy, pandas
+//! and tini, an unprivileged `strategy` user and the shared runner at
+//! `/opt/stratbox/runner.py`), stripped of every program but python3 and tini
+//! (`finish.py`, see [`recipe::FINISH_PY`]), written to a tar file and imported into the
+//! engine (the `docker import` equivalent), tagged `stratbox-runtime:<12 hex digits>`. The
+//! digits are a SHA-256 of the inputs (recipe version, suite, packages, mmdebstrap options,
+//! import changes, the finishing script, runner bytes) and not of the mirror, so an image is
+//! rebuilt exactly when its inputs change. The versions the finished image runs (CPython,
+//! numpy, pandas) are measured by its own python3 during the build and stored as labels
+//! ([`ImageFacts`]); they are outputs, not inputs, so they are not part of the tag.
 //!
 //! Host requirements: `mmdebstrap` (Debian package of the same name), run as root (or
 //! as a user with subordinate ids, in which case mmdebstrap picks its unshare mode), and
@@ -128,6 +132,19 @@ pub enum ImageError {
         /// The last warning and error lines.
         summary: String,
     },
+    /// The finished root file system did not report its versions (the build's last
+    /// step, `finish.py facts`, printed something else).
+    #[error(
+        "the image build did not record its versions in {}: expected python=, numpy= and \
+         pandas= lines, found {text:?}",
+        path.display()
+    )]
+    Facts {
+        /// The facts file.
+        path: PathBuf,
+        /// What it held.
+        text: String,
+    },
     /// The engine did not accept the root file system.
     #[error("importing {} as {tag} failed", tar.display())]
     Import {
@@ -174,6 +191,110 @@ impl ImageSpec {
         let sha = self.inputs_sha256();
         format!("{}:{}", recipe::IMAGE_REPO, &sha[..TAG_HEX_DIGITS])
     }
+}
+
+/// What the finished image runs, measured at build time by its own python3 and stored as
+/// image labels (`org.stratbox.python`, `.numpy`, `.pandas`, `.suite`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFacts {
+    /// CPython's version, `3.13.5`.
+    pub python: String,
+    /// numpy's version.
+    pub numpy: String,
+    /// pandas's version.
+    pub pandas: String,
+    /// The Debian suite the image was built from.
+    pub suite: String,
+}
+
+/// Prefix of the image labels that carry [`ImageFacts`].
+pub const LABEL_PREFIX: &str = "org.stratbox.";
+
+impl ImageFacts {
+    /// Reads the `key=value` lines `finish.py facts` prints; `None` if one is missing or a
+    /// value is not a plain version.
+    pub fn parse(suite: &str, text: &str) -> Option<Self> {
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_owned)
+                .filter(|v| is_version(v))
+        };
+        Some(Self {
+            python: get("python")?,
+            numpy: get("numpy")?,
+            pandas: get("pandas")?,
+            suite: suite.to_owned(),
+        })
+    }
+
+    /// The facts from an image's labels; `None` for an image built without them.
+    pub fn from_labels(labels: &std::collections::HashMap<String, String>) -> Option<Self> {
+        let get = |key: &str| {
+            labels
+                .get(&format!("{LABEL_PREFIX}{key}"))
+                .filter(|v| is_version(v))
+                .cloned()
+        };
+        Some(Self {
+            python: get("python")?,
+            numpy: get("numpy")?,
+            pandas: get("pandas")?,
+            suite: get("suite")?,
+        })
+    }
+
+    /// The labels stored on the image.
+    pub fn labels(&self) -> impl Iterator<Item = (String, &str)> {
+        [
+            ("python", &self.python),
+            ("numpy", &self.numpy),
+            ("pandas", &self.pandas),
+            ("suite", &self.suite),
+        ]
+        .into_iter()
+        .map(|(k, v)| (format!("{LABEL_PREFIX}{k}"), v.as_str()))
+    }
+
+    /// The language level, `3.13`: what the outcome's `python` field says.
+    pub fn python_level(&self) -> String {
+        python_level(&self.python)
+    }
+}
+
+/// `3.13.5` → `3.13` (a string without a second dot is returned whole).
+pub fn python_level(version: &str) -> String {
+    let mut parts = version.splitn(3, '.');
+    match (parts.next(), parts.next()) {
+        (Some(major), Some(minor)) => format!("{major}.{minor}"),
+        _ => version.to_owned(),
+    }
+}
+
+/// Letters, digits, dots, `+`, `-` and `~` only, and not empty: a value that can be a label
+/// and printed without quoting.
+fn is_version(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".+-~".contains(c))
+}
+
+/// The [`ImageFacts`] of the image tagged `tag`: `Ok(None)` when the image has no such
+/// labels, [`ImageError::Engine`] when it cannot be inspected (a 404 included).
+pub async fn facts(docker: &Docker, tag: &str) -> Result<Option<ImageFacts>, ImageError> {
+    let image = docker
+        .inspect_image(tag)
+        .await
+        .map_err(|source| ImageError::Engine {
+            action: format!("inspecting image {tag}"),
+            source,
+        })?;
+    Ok(image
+        .config
+        .and_then(|c| c.labels)
+        .and_then(|labels| ImageFacts::from_labels(&labels)))
 }
 
 /// Whether the engine has the image a spec describes.
@@ -320,11 +441,13 @@ async fn runtime_tags(docker: &Docker) -> Result<Vec<String>, ImageError> {
 /// about every stage and mmdebstrap status line. The full mmdebstrap output goes to a log
 /// file under the user's cache directory, named in [`Built::log`] and in
 /// [`ImageError::Bootstrap`]. After a successful build, older `stratbox-runtime` images
-/// (built from other inputs) are removed, except any a container still uses.
+/// (built from other inputs) are removed, except any a container still uses, unless
+/// `keep_old` is set (another stratbox version on the same engine may still use them).
 pub async fn build(
     docker: &Docker,
     spec: &ImageSpec,
     force: bool,
+    keep_old: bool,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Built, ImageError> {
     let start = Instant::now();
@@ -369,26 +492,40 @@ pub async fn build(
             path: std::env::temp_dir(),
             source,
         })?;
-    let runner_path = work.path().join("runner.py");
     let tar_path = work.path().join("rootfs.tar");
-    std::fs::write(&runner_path, &spec.runner).map_err(|source| ImageError::WorkDir {
-        path: runner_path.clone(),
-        source,
-    })?;
+    for (name, text) in [
+        (recipe::WORK_RUNNER, &spec.runner),
+        (recipe::WORK_FINISH, &spec.recipe.finish),
+    ] {
+        let path = work.path().join(name);
+        std::fs::write(&path, text).map_err(|source| ImageError::WorkDir { path, source })?;
+    }
     let log_path = log_path(&tag)?;
 
     progress(Progress::Stage {
         stage: Stage::Bootstrapping,
         elapsed: start.elapsed(),
     });
-    let args = spec.recipe.mmdebstrap_command(&runner_path, &tar_path);
+    let args = spec.recipe.mmdebstrap_command(work.path(), &tar_path);
     bootstrap(&mmdebstrap, &args, &mirrors, &log_path, start, progress).await?;
+    let facts_path = work.path().join(recipe::WORK_FACTS);
+    let facts = std::fs::read_to_string(&facts_path)
+        .map_err(|source| ImageError::WorkDir {
+            path: facts_path.clone(),
+            source,
+        })
+        .and_then(|text| {
+            ImageFacts::parse(&spec.recipe.suite, &text).ok_or_else(|| ImageError::Facts {
+                path: facts_path.clone(),
+                text,
+            })
+        })?;
 
     progress(Progress::Stage {
         stage: Stage::Importing,
         elapsed: start.elapsed(),
     });
-    let id = import(docker, spec, &tar_path, &tag, start, progress).await?;
+    let id = import(docker, spec, &facts, &tar_path, &tag, start, progress).await?;
     if let Some(old) = previous.filter(|old| *old != id) {
         // The old image lost its tag; it is removed unless a container still uses it.
         let _ = docker
@@ -396,7 +533,12 @@ pub async fn build(
             .await;
     }
     let mut removed = Vec::new();
-    for stale in runtime_tags(docker).await? {
+    let stale_tags = if keep_old {
+        Vec::new()
+    } else {
+        runtime_tags(docker).await?
+    };
+    for stale in stale_tags {
         if stale == tag {
             continue;
         }
@@ -542,6 +684,7 @@ async fn bootstrap(
 async fn import(
     docker: &Docker,
     spec: &ImageSpec,
+    facts: &ImageFacts,
     tar_path: &Path,
     tag: &str,
     start: Instant,
@@ -582,7 +725,14 @@ async fn import(
             "stratbox runtime image, inputs sha256 {}",
             spec.inputs_sha256()
         ))
-        .changes(spec.recipe.changes.clone())
+        .changes(
+            spec.recipe
+                .changes
+                .iter()
+                .cloned()
+                .chain(facts.labels().map(|(k, v)| format!("LABEL {k}={v}")))
+                .collect(),
+        )
         .build();
     let mut responses = std::pin::pin!(docker.create_image(
         Some(options),
@@ -721,6 +871,34 @@ mod tests {
         let mut c = a.clone();
         c.recipe.packages.reverse();
         assert_eq!(a.tag(), c.tag(), "package order is not an input");
+    }
+
+    #[test]
+    fn facts_round_trip_through_labels() {
+        let facts = ImageFacts::parse("trixie", "python=3.13.5\nnumpy=2.2.4\npandas=2.2.3+dfsg\n")
+            .expect("facts");
+        assert_eq!(facts.python_level(), "3.13");
+        let labels: std::collections::HashMap<String, String> =
+            facts.labels().map(|(k, v)| (k, v.to_owned())).collect();
+        assert_eq!(labels["org.stratbox.numpy"], "2.2.4");
+        assert_eq!(ImageFacts::from_labels(&labels), Some(facts));
+    }
+
+    #[test]
+    fn facts_refuse_missing_or_odd_values() {
+        assert_eq!(
+            ImageFacts::parse("trixie", "python=3.13.5\nnumpy=2.2.4\n"),
+            None
+        );
+        assert_eq!(
+            ImageFacts::parse("trixie", "python=3.13 5\nnumpy=2\npandas=2\n"),
+            None
+        );
+        assert_eq!(
+            ImageFacts::from_labels(&std::collections::HashMap::new()),
+            None
+        );
+        assert_eq!(python_level("3"), "3");
     }
 
     #[test]

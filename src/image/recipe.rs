@@ -7,11 +7,17 @@
 //! do so on their own); bump [`RECIPE_VERSION`] for changes that do not (for example a fix
 //! in how the tar is streamed to the engine).
 
-/// Version of the recipe as a whole. Part of the tag.
-pub const RECIPE_VERSION: u32 = 1;
+use std::fmt::Write as _;
 
-/// The Debian release the image is built from.
-pub const SUITE: &str = "bookworm";
+use sha2::{Digest as _, Sha256};
+
+/// Version of the recipe as a whole. Part of the tag.
+pub const RECIPE_VERSION: u32 = 2;
+
+/// The Debian release the image is built from: trixie (Debian 13) carries CPython 3.13,
+/// numpy 2.2 and pandas 2.2, the language level the wasm guest's CPython 3.14 shares with
+/// it (the validator parses that one level for both backends).
+pub const SUITE: &str = "trixie";
 
 /// The image repository name; the tag is content-derived.
 pub const IMAGE_REPO: &str = "stratbox-runtime";
@@ -47,12 +53,25 @@ pub const RUNNER_DIR: &str = "/opt/stratbox";
 /// The runner script inside the image.
 pub const RUNNER_PATH: &str = "/opt/stratbox/runner.py";
 
+/// The script of the build's last steps (strip, then record the versions), run by the
+/// image's own python3 in the chroot; see its module docs. Its bytes are part of the tag.
+pub const FINISH_PY: &str = include_str!("finish.py");
+
+/// Files the build writes into its scratch directory, which the `{work}` placeholder of
+/// [`MMDEBSTRAP_ARGS`] names.
+pub const WORK_RUNNER: &str = "runner.py";
+/// The finishing script, copied into the chroot's `/tmp` and removed after use.
+pub const WORK_FINISH: &str = "finish.py";
+/// The versions the finished image reports (`key=value` lines), read back by the host.
+pub const WORK_FACTS: &str = "facts.txt";
+
 /// The mmdebstrap hook directory that sets up merged `/usr` without installing the
 /// `usrmerge` package (which would pull in perl, about 40 MB).
 pub const MERGED_USR_HOOKS: &str = "/usr/share/mmdebstrap/hooks/merged-usr";
 
-/// Options passed to mmdebstrap, each with its reason. `{runner}` is replaced with the host
-/// path of the runner file at build time (the template, not the path, is hashed).
+/// Options passed to mmdebstrap, each with its reason, in the order they run. `{work}` is
+/// replaced with the host path of the build's scratch directory (the template, not the
+/// path, is hashed).
 pub const MMDEBSTRAP_ARGS: &[(&str, &str)] = &[
     ("--variant=minbase", "Essential and required packages only"),
     (
@@ -99,7 +118,7 @@ pub const MMDEBSTRAP_ARGS: &[(&str, &str)] = &[
         "the directory of the shared runner",
     ),
     (
-        "--customize-hook=copy-in {runner} /opt/stratbox",
+        "--customize-hook=copy-in {work}/runner.py /opt/stratbox",
         "the shared runner, the same file the wasm guest is built from",
     ),
     (
@@ -107,9 +126,29 @@ pub const MMDEBSTRAP_ARGS: &[(&str, &str)] = &[
         "readable by the strategy user, writable by nobody but root",
     ),
     (
-        "--customize-hook=rm -f \"$1/etc/apt/sources.list\" \"$1/etc/apt/sources.list.d/\"*",
-        "the host's mirror configuration does not belong in the image (and keeps the \
-         image independent of it)",
+        "--customize-hook=copy-in {work}/finish.py /tmp",
+        "the finishing script (src/image/finish.py), run by the image's own python3",
+    ),
+    (
+        "--customize-hook=chroot \"$1\" /usr/bin/python3 -I -B /tmp/finish.py strip",
+        "no shells and no programs but python3 and tini: everything else a strategy could \
+         execute is removed or loses its execute bit, apt, dpkg and perl go entirely (with \
+         the host's mirror configuration), and the build fails if anything else is left \
+         executable; runs last among the steps that need programs in the chroot",
+    ),
+    (
+        "--customize-hook=chroot \"$1\" /usr/bin/python3 -I -B /tmp/finish.py facts > \"{work}/facts.txt\"",
+        "proves the stripped image still imports numpy, pandas and ctypes, and records the \
+         versions the host stores as image labels",
+    ),
+    (
+        "--customize-hook=rm -f \"$1/tmp/finish.py\"",
+        "the finishing script is not part of the image",
+    ),
+    (
+        "--skip=cleanup/apt",
+        "apt's lists and caches are already gone with apt itself (mmdebstrap's own cleanup \
+         would run apt against them)",
     ),
 ];
 
@@ -153,6 +192,8 @@ pub struct Recipe {
     pub mmdebstrap_args: Vec<String>,
     /// Import changes.
     pub changes: Vec<String>,
+    /// The finishing script copied into the chroot (see [`FINISH_PY`]).
+    pub finish: String,
 }
 
 impl Recipe {
@@ -169,6 +210,7 @@ impl Recipe {
                 .iter()
                 .map(|(c, _)| (*c).to_owned())
                 .collect(),
+            finish: FINISH_PY.to_owned(),
         }
     }
 
@@ -176,8 +218,16 @@ impl Recipe {
     pub fn fingerprint(&self) -> String {
         let mut packages = self.packages.clone();
         packages.sort();
+        let finish_sha =
+            Sha256::digest(self.finish.as_bytes())
+                .iter()
+                .fold(String::new(), |mut s, b| {
+                    let _ = write!(s, "{b:02x}");
+                    s
+                });
         format!(
-            "recipe-version={RECIPE_VERSION}\nsuite={}\npackages={}\nmmdebstrap={}\nchanges={}\n",
+            "recipe-version={RECIPE_VERSION}\nsuite={}\npackages={}\nmmdebstrap={}\nchanges={}\n\
+             finish-sha256={finish_sha}\n",
             self.suite,
             packages.join(","),
             self.mmdebstrap_args.join("\u{1f}"),
@@ -185,16 +235,17 @@ impl Recipe {
         )
     }
 
-    /// The full mmdebstrap command line (after the program name) for a build whose runner
-    /// file is at `runner` and whose output goes to `output`. Mirrors come from stdin (`-`).
+    /// The full mmdebstrap command line (after the program name) for a build whose scratch
+    /// directory (holding [`WORK_RUNNER`] and [`WORK_FINISH`], receiving [`WORK_FACTS`]) is
+    /// `work` and whose output goes to `output`. Mirrors come from stdin (`-`).
     pub fn mmdebstrap_command(
         &self,
-        runner: &std::path::Path,
+        work: &std::path::Path,
         output: &std::path::Path,
     ) -> Vec<String> {
         let mut args = vec![format!("--include={}", self.packages.join(","))];
         for a in &self.mmdebstrap_args {
-            args.push(a.replace("{runner}", &runner.display().to_string()));
+            args.push(a.replace("{work}", &work.display().to_string()));
         }
         args.push(self.suite.clone());
         args.push(output.display().to_string());
@@ -214,7 +265,9 @@ mod tests {
         assert!(joined.contains(&format!("--hook-dir={MERGED_USR_HOOKS}")));
         assert!(joined.contains(&format!("--uid {USER_ID} --gid {USER_ID}")));
         assert!(joined.contains(&format!("groupadd --gid {USER_ID} {USER_NAME}")));
-        assert!(joined.contains(&format!("copy-in {{runner}} {RUNNER_DIR}")));
+        assert!(joined.contains(&format!("copy-in {{work}}/{WORK_RUNNER} {RUNNER_DIR}")));
+        assert!(joined.contains(&format!("copy-in {{work}}/{WORK_FINISH} /tmp")));
+        assert!(joined.contains(&format!("{{work}}/{WORK_FACTS}")));
         assert!(joined.contains(RUNNER_PATH));
         let changes = r.changes.join("\n");
         assert!(changes.contains(&format!("USER {USER_ID}:{USER_ID}")));
@@ -222,17 +275,27 @@ mod tests {
     }
 
     #[test]
-    fn command_substitutes_the_runner_path_only() {
+    fn command_substitutes_the_work_path_only() {
         let r = Recipe::current();
         let args = r.mmdebstrap_command(
-            std::path::Path::new("/w/runner.py"),
+            std::path::Path::new("/w"),
             std::path::Path::new("/w/rootfs.tar"),
         );
         assert!(
             args.iter()
                 .any(|a| a == "--customize-hook=copy-in /w/runner.py /opt/stratbox")
         );
-        assert_eq!(args[args.len() - 3..], ["bookworm", "/w/rootfs.tar", "-"]);
+        assert!(args.iter().any(|a| a.ends_with("facts > \"/w/facts.txt\"")));
+        assert!(!args.iter().any(|a| a.contains("{work}")));
+        assert_eq!(args[args.len() - 3..], ["trixie", "/w/rootfs.tar", "-"]);
         assert!(!r.fingerprint().contains("/w/"));
+    }
+
+    #[test]
+    fn the_finishing_script_is_part_of_the_fingerprint() {
+        let mut r = Recipe::current();
+        let before = r.fingerprint();
+        r.finish.push('\n');
+        assert_ne!(before, r.fingerprint());
     }
 }

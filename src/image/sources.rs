@@ -6,11 +6,12 @@
 //! would read are considered (`*.sources`, `*.list`), so a file renamed to
 //! `foo.list.disabled` is ignored, as is a deb822 stanza with `Enabled: no`.
 //!
-//! The host's suites are mapped onto the image's suite by their suffix: on a bookworm host
-//! building a bookworm image nothing changes; on a trixie host `trixie`, `trixie-updates`
-//! and `trixie-security` become `bookworm`, `bookworm-updates` and `bookworm-security` on
-//! the same mirrors. Third-party repositories (whose suites are not the host's release)
-//! are left out.
+//! The host's suites are mapped onto the image's suite by their suffix: on a trixie host
+//! building the (trixie) image nothing changes; on a bookworm host `bookworm`,
+//! `bookworm-updates` and `bookworm-security` become `trixie`, `trixie-updates` and
+//! `trixie-security` on the same mirrors, checked with the same keyring (the host's
+//! `debian-archive-keyring` must carry trixie's keys). Third-party repositories (whose
+//! suites are not the host's release) are left out.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -13,9 +13,10 @@ pub struct ContainerConfig {
     pub cpus: f64,
     /// Most processes and threads at once (pids cgroup). Default 64.
     pub max_pids: u32,
-    /// Size of the tmpfs mounted at `/tmp` (noexec, nosuid, nodev). Default 64MiB.
-    #[serde(rename = "tmp-size", with = "units::serde_size")]
-    pub tmp_bytes: u64,
+    /// Where `tmp-size` was before it applied to both backends: accepted only to say
+    /// that it is now `limits.tmp-size`.
+    #[serde(rename = "tmp-size", skip_serializing)]
+    pub moved_tmp_size: Option<serde::de::IgnoredAny>,
     /// Most open files (RLIMIT_NOFILE). Default 64.
     pub max_open_files: u32,
     /// Largest file the strategy may write (RLIMIT_FSIZE). Default 64MiB.
@@ -31,7 +32,7 @@ impl Default for ContainerConfig {
         Self {
             cpus: 1.0,
             max_pids: 64,
-            tmp_bytes: 64 << 20,
+            moved_tmp_size: None,
             max_open_files: 64,
             max_file_bytes: 64 << 20,
             seccomp_profile: String::new(),
@@ -41,6 +42,11 @@ impl Default for ContainerConfig {
 
 impl ContainerConfig {
     pub(super) fn check(&self) -> Result<(), String> {
+        if self.moved_tmp_size.is_some() {
+            return Err(
+                "container.tmp-size is now limits.tmp-size: it sizes /tmp on both backends".into(),
+            );
+        }
         if !(self.cpus > 0.0 && self.cpus <= 1024.0) {
             return Err(format!("container.cpus must be above 0, got {}", self.cpus));
         }

@@ -125,6 +125,14 @@ pub struct Limits {
     /// [`Limits::DEFAULT_INPUT_BYTES`].
     #[serde(rename = "input", with = "units::serde_size")]
     pub input_bytes: u64,
+    /// Size of the strategy's scratch space `/tmp`, both backends; writing past it fails
+    /// with `OSError` `ENOSPC`. Default [`Limits::DEFAULT_TMP_BYTES`].
+    /// wasm: an in-memory file system private to the run, counting file contents plus
+    /// 512 bytes per file or directory, at most 65536 of them; container: a tmpfs
+    /// (noexec, nosuid, nodev). On both, what `/tmp` holds counts against `memory` too,
+    /// and it is gone when the run ends.
+    #[serde(rename = "tmp-size", with = "units::serde_size")]
+    pub tmp_bytes: u64,
     /// What happens past an output cap, both backends. Default `truncate`.
     pub output_overflow: OutputOverflow,
     /// wasm only: how computation is metered. Default `fuel`. The container backend
@@ -146,6 +154,8 @@ impl Limits {
     /// A strategy is a script, not a data set: data belongs in the input or `/data`.
     pub const DEFAULT_SOURCE_BYTES: u64 = 1 << 20;
     pub const DEFAULT_INPUT_BYTES: u64 = 64 << 20;
+    /// Room for intermediate files of a backtest, well inside the default memory.
+    pub const DEFAULT_TMP_BYTES: u64 = 64 << 20;
     /// Below this the CPython guest cannot even start.
     pub const MIN_MEMORY_BYTES: u64 = 64 << 20;
 }
@@ -161,6 +171,7 @@ impl Default for Limits {
             stderr_bytes: Self::DEFAULT_STDERR_BYTES,
             source_bytes: Self::DEFAULT_SOURCE_BYTES,
             input_bytes: Self::DEFAULT_INPUT_BYTES,
+            tmp_bytes: Self::DEFAULT_TMP_BYTES,
             output_overflow: OutputOverflow::Truncate,
             metering: Metering::Fuel,
         }
@@ -310,6 +321,10 @@ impl Policy {
         if limits.cpu_time.is_zero() {
             return Err("limits.cpu-time must be greater than zero".into());
         }
+        if limits.tmp_bytes == 0 {
+            // A tmpfs of size 0 has no limit at all.
+            return Err("limits.tmp-size must be greater than zero".into());
+        }
         if limits.memory_bytes < Limits::MIN_MEMORY_BYTES {
             return Err(format!(
                 "limits.memory is {}, below the {} the Python guest needs to start",
@@ -402,6 +417,8 @@ mod tests {
             ("[imports]\nwasm = [\"socket\"]\n", "socket"),
             ("[imports.native]\nnumpy = \"\"\n", "reason"),
             ("[limits]\noutput-overflow = \"explode\"\n", "explode"),
+            ("[limits]\ntmp-size = \"0B\"\n", "tmp-size"),
+            ("[container]\ntmp-size = \"8MiB\"\n", "limits.tmp-size"),
         ] {
             let err = Policy::from_toml("x", "x.toml", toml)
                 .unwrap_err()

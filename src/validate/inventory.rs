@@ -34,3 +34,31 @@ pub struct Inventory {
     /// Dotted callees of calls on names and attribute chains.
     pub calls: BTreeSet<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::super::{ImportRules, ValidatorConfig, validate};
+    use super::Inventory;
+
+    fn set(items: &[&str]) -> BTreeSet<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn inventory_of_a_small_program_is_exactly_the_definition() {
+        let source = "import a.b as c\nfrom .m import n\nfrom .. import p\nfrom x import y\n\
+                      ｐrint(c.d.e(1), k.z)\nf()()\nv = w[0].u(q=r)\ndef g(arg): return arg\n";
+        let report = validate(source, &ImportRules::default(), &ValidatorConfig::default());
+        assert_eq!(
+            report.inventory,
+            Inventory {
+                imports: set(&["a.b", ".m", "..", "x"]),
+                names: set(&["print", "c", "k", "f", "v", "w", "r", "arg"]),
+                attributes: set(&["d", "e", "z", "u"]),
+                calls: set(&["print", "c.d.e", "f"]),
+            }
+        );
+    }
+}

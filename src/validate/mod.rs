@@ -1,9 +1,12 @@
 //! Layer 1 of defence in depth: the AST validator.
 //!
-//! [`validate`] parses a strategy with rustpython-parser and checks it against the import
+//! [`validate`] parses a strategy with Ruff's parser (`ruff_python_parser`) at Python
+//! [`PYTHON`] (3.13, the language both backends run) and checks it against the import
 //! allowlist and a set of rules that close the well-known CPython jail-escape families. A
 //! violation stops the run before any code executes. The validator is never the only
-//! layer: every backend must hold when it is switched off (`enabled = false`).
+//! layer: every backend must hold when it is switched off (`enabled = false`). Besides the
+//! verdict, the [`Report`] carries the [`Inventory`] of the names the tree holds, for the
+//! runner's parser cross-check.
 //!
 //! This module tree uses only `std` and external crates, never other `crate::` paths, so a
 //! fuzz target can mount it with `#[path]`.
@@ -12,14 +15,14 @@
 //!
 //! | id | what it refuses |
 //! | --- | --- |
-//! | `syntax` | source CPython would not compile (also NUL bytes) |
+//! | `syntax` | source CPython 3.13 would not compile (also NUL bytes, and syntax newer than 3.13) |
 //! | `encoding-declaration` | a PEP 263 `coding:` line naming anything but UTF-8 |
 //! | `nesting-limit` | a syntax tree deeper than [`MAX_NESTING`] |
 //! | `forbidden-import` | a module outside the allowlist, relative imports, `__import__` |
 //! | `star-import` | `from m import *` (the names it binds cannot be checked) |
 //! | `module-attribute` | private (`random._os`) attributes of modules, and any attribute chain from an allowed module that the generated attribute map ([`resolve`]) shows reaching a module that is not allowed, a forbidden builtin or a callable of a refused module (`re.enum.sys`, `pathlib.os`, `types.CodeType`), under any import alias |
 //! | `module-value` | a module used as a value (`m = io`), which would hide later attribute reads |
-//! | `forbidden-call` | builtins that reach outside the language, named or called; unchecked `getattr` and friends; `type` with 3 arguments; `open` outside the rule below; string-evaluating typing helpers |
+//! | `forbidden-call` | builtins that reach outside the language, named or called; unchecked `getattr` and friends; `type` with 3 arguments; `open` with an opener; string-evaluating typing helpers |
 //! | `dunder-access` | reading or binding `__x__` attributes and names, frame/generator/traceback/code internals |
 //! | `dunder-string` | string literals spelling such names (`"__class__"`, `"a.gi_frame"`), which only serve reflective access |
 //! | `format-escape` | `str.format`/`format_map` on a non-literal, or fields that walk attributes or items; `string.Formatter` |
@@ -35,25 +38,46 @@
 //!
 //! # Decisions
 //!
-//! * **`open`.** The wasm guest has no files but `/data` (read-only) and the container has
-//!   a read-only root. `open(...)` is allowed only when its path is a string literal, an
-//!   f-string or a `+` concatenation whose leading literal part begins with `/data/` (and
-//!   has no `..` component), and its mode, if given, is a literal made only of `r`, `b` and
-//!   `t`; `opener=`, `closefd=` and unpacked arguments are refused. `io.open` follows the
-//!   same rule; `io.FileIO` and `io.open_code` are refused.
+//! * **`open`.** Files are confined by the backends (the guest sees only `/data`
+//!   read-only and its own `/tmp`; the container has a read-only root and a capped `/tmp`),
+//!   so `open` and `io.open` take any path and mode. `opener=` (and unpacked arguments,
+//!   which could carry one) is refused: the opener is strategy code that receives each
+//!   open's flags and picks the file descriptor behind the file object, out of the
+//!   validator's sight. `io.FileIO` and `io.open_code` stay refused.
+//! * **Syntax newer than 3.13** is a `syntax` violation whose message names the Python
+//!   version it needs. A UTF-8 byte order mark at the top is skipped (positions count from
+//!   after it), as CPython skips it in a file.
+//! * **`from __future__ import ...`** is a compiler directive: allowed, and not an import
+//!   the router sees.
+//! * **`exit()` and `quit()`** raise `SystemExit` like `sys.exit()`; the runner provides
+//!   them where `site` did not.
+//! * **Computed attribute names.** `getattr`/`hasattr`/`setattr`/`delattr` with a name that
+//!   is not a literal is allowed when the name starts with a literal prefix that no dunder,
+//!   internal attribute or format method begins with (`f"_get_{name}"`, `"on_" + event`),
+//!   and the object is not a module.
+//! * **`@f.register`** without a type is allowed when `f` is a `functools.singledispatch`
+//!   function of the file: its annotations are checked as code, string annotations as plain
+//!   type expressions.
+//! * **`doctest`.** `doctest.testmod()` runs the `>>>` examples of the file's docstrings,
+//!   so when the file imports `doctest` each example is validated as code (with the
+//!   module's imports in scope) and a violation is reported at its docstring. The other
+//!   entry points (`testfile`, `run_docstring_examples`, ...) run text the validator never
+//!   sees and are refused.
 //! * **`input`** is allowed: stdin holds the input document on both backends and `sys` is
 //!   not importable, so `input()` is how a strategy reads it. A profile can forbid it with
 //!   `forbid-builtins = ["input"]`.
 //! * **Harmless dunders** are in tables with a reason each: see [`rules`]. Defining dunder
-//!   methods is always allowed; reading them is allowed only for the string-valued
-//!   `__name__`, `__qualname__` and `__doc__`, and for delegation through `super()`.
-//! * **Names are compared after NFKC normalisation**, as CPython does (`ｅｘｅｃ` is `exec`).
+//!   methods is always allowed; reading them is allowed only for the data attributes
+//!   `__name__`, `__qualname__`, `__doc__`, `__module__` and `__version__`, and for
+//!   delegation through `super()`. Module metadata (`__author__`, `__version__`, `__all__`,
+//!   ...) may be bound at module level to literal data and read back.
+//! * **Names are compared after NFKC normalisation**, as CPython does (`ｅｘｅｃ` is `exec`);
+//!   Ruff keeps identifiers as written, so the checker normalises them.
 //! * **Columns** are 1-based and count characters, not bytes.
 
 mod check;
 mod format;
 pub mod inventory;
-pub mod inventory_rustpython;
 mod render;
 pub mod resolve;
 pub mod rules;
@@ -61,6 +85,7 @@ mod source;
 
 use std::collections::BTreeSet;
 
+pub use check::PYTHON;
 pub use inventory::Inventory;
 pub use render::render_human;
 pub use source::MAX_NESTING;
@@ -277,6 +302,10 @@ pub struct Report {
     /// `false` when the validator was switched off (`enabled = false`); the router then
     /// does not reject unknown imports.
     pub checked: bool,
+    /// What the syntax tree names, for the runner's parser cross-check (see
+    /// [`inventory`]). Computed also when the validator is switched off; empty when the
+    /// source does not parse.
+    pub inventory: Inventory,
 }
 
 impl Report {
@@ -284,6 +313,13 @@ impl Report {
     pub fn is_clean(&self) -> bool {
         self.violations.is_empty()
     }
+}
+
+/// What the syntax tree of `source` names (the [`Report::inventory`] of a run), without
+/// checking it; `None` when it does not parse. For tests and benchmarks that build a job by
+/// hand.
+pub fn inventory_of(source: &str) -> Option<Inventory> {
+    check::inventory_of(source)
 }
 
 /// Parses and checks `source`. Never panics; a file that does not parse is one `syntax`

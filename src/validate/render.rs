@@ -17,6 +17,8 @@ use super::source::Lines;
 ///
 /// followed by a summary line. Plain text, no colours. An empty report renders as "".
 pub fn render_human(report: &Report, source: &str, filename: &str) -> String {
+    // Positions count from after a byte order mark, as the validator's do.
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let lines = Lines::new(source);
     let width = report
         .violations

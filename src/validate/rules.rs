@@ -34,14 +34,6 @@ pub const FORBIDDEN_BUILTINS: &[(&str, &str)] = &[
         "enumerates internal attribute names for reflective walks",
     ),
     ("memoryview", "raw views of object memory"),
-    (
-        "exit",
-        "site helper that closes stdin; raise SystemExit instead",
-    ),
-    (
-        "quit",
-        "site helper that closes stdin; raise SystemExit instead",
-    ),
     ("copyright", "site helper that reads files"),
     ("credits", "site helper that reads files"),
     ("license", "site helper that reads files"),
@@ -56,7 +48,7 @@ pub const FORBIDDEN_BUILTINS: &[(&str, &str)] = &[
 pub const CHECKED_BUILTINS: &[(&str, &str)] = &[
     (
         "open",
-        "only read-only opens of literal paths under /data/ are allowed",
+        "any path and mode (the backends confine files), but no `opener=`",
     ),
     (
         "getattr",
@@ -78,34 +70,45 @@ pub const CHECKED_BUILTINS: &[(&str, &str)] = &[
 
 /// Modules of which only the listed attributes may be used, each with its reason; any other
 /// attribute (read, imported with `from`, or bound) is a `module-attribute` violation.
-pub const MODULE_ATTRIBUTE_ALLOWLISTS: &[(&str, &[(&str, &str)])] = &[(
-    "sys",
-    &[
-        ("stdin", "the input document: json.load(sys.stdin)"),
-        (
-            "stdout",
-            "the strategy's output, captured and capped by the sandbox",
-        ),
-        ("stderr", "diagnostics, captured and capped by the sandbox"),
-        (
-            "exit",
-            "ends the strategy with an exit code, reported in the outcome",
-        ),
-        ("argv", "[filename]: nothing from the host"),
-        ("maxsize", "a numeric constant"),
-        ("float_info", "numeric constants of floats"),
-        ("int_info", "numeric constants of ints"),
-        ("float_repr_style", "a constant string"),
-        ("byteorder", "a constant string"),
-        ("version", "the interpreter's version string"),
-        ("version_info", "the interpreter's version tuple"),
-        ("hexversion", "the interpreter's version number"),
-        (
-            "getrecursionlimit",
-            "reads a number; setting it is not allowed",
-        ),
-    ],
-)];
+pub const MODULE_ATTRIBUTE_ALLOWLISTS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "doctest",
+        &[(
+            "testmod",
+            "runs the examples of this file's docstrings, which the validator checks as code \
+             when the file imports doctest (the other entry points run text from strings or \
+             files the validator never sees)",
+        )],
+    ),
+    (
+        "sys",
+        &[
+            ("stdin", "the input document: json.load(sys.stdin)"),
+            (
+                "stdout",
+                "the strategy's output, captured and capped by the sandbox",
+            ),
+            ("stderr", "diagnostics, captured and capped by the sandbox"),
+            (
+                "exit",
+                "ends the strategy with an exit code, reported in the outcome",
+            ),
+            ("argv", "[filename]: nothing from the host"),
+            ("maxsize", "a numeric constant"),
+            ("float_info", "numeric constants of floats"),
+            ("int_info", "numeric constants of ints"),
+            ("float_repr_style", "a constant string"),
+            ("byteorder", "a constant string"),
+            ("version", "the interpreter's version string"),
+            ("version_info", "the interpreter's version tuple"),
+            ("hexversion", "the interpreter's version number"),
+            (
+                "getrecursionlimit",
+                "reads a number; setting it is not allowed",
+            ),
+        ],
+    ),
+];
 
 /// `Some(allowed)` when `module` has an attribute allowlist, `None` when it has none.
 pub fn module_attribute_allowed(module: &str, name: &str) -> Option<bool> {
@@ -147,6 +150,14 @@ pub const ALLOWED_BUILTINS: &[(&str, &str)] = &[
     ),
     ("id", "an integer; no reference to anything"),
     (
+        "exit",
+        "raises SystemExit like sys.exit(); the runner provides it where `site` did not",
+    ),
+    (
+        "quit",
+        "raises SystemExit like sys.exit(); the runner provides it where `site` did not",
+    ),
+    (
         "format",
         "applies a format spec, which cannot walk attributes",
     ),
@@ -159,6 +170,7 @@ pub const ALLOWED_DUNDER_NAMES: &[(&str, &str)] = &[
         "the module name, for `if __name__ == \"__main__\":`",
     ),
     ("__debug__", "a constant bool that cannot be rebound"),
+    ("__doc__", "the module's docstring, a str or None"),
 ];
 
 /// Dunder attributes a strategy may read on any object: each is a plain string.
@@ -166,8 +178,12 @@ pub const ALLOWED_DUNDER_ATTRS: &[(&str, &str)] = &[
     ("__name__", "a str, e.g. `type(x).__name__` in log lines"),
     ("__qualname__", "a str naming a class or function"),
     (
+        "__module__",
+        "a str naming the module a class or function was defined in",
+    ),
+    (
         "__version__",
-        "a module's version string (`np.__version__`); stores to it are refused",
+        "a package's version string (`np.__version__`); on the strategy's own objects, its own data; stores to a module's are refused",
     ),
     (
         "__doc__",
@@ -227,6 +243,28 @@ pub const ALLOWED_DUNDER_STORES: &[(&str, &str)] = &[
     ),
     ("__hash__", "`__hash__ = None` marks a class unhashable"),
     ("__version__", "a version string"),
+];
+
+/// Module metadata a strategy may bind at module level to literal data (a string, a
+/// number, or a tuple or list of them) and read back as a name.
+pub const MODULE_METADATA: &[(&str, &str)] = &[
+    ("__all__", "the export list"),
+    ("__author__", "who wrote the file"),
+    ("__contact__", "whom to ask"),
+    ("__copyright__", "the copyright line"),
+    ("__credits__", "who contributed"),
+    ("__date__", "when it was written"),
+    ("__deprecated__", "a deprecation note"),
+    ("__description__", "what the file does"),
+    ("__docformat__", "the docstring markup"),
+    ("__email__", "the author's address"),
+    ("__license__", "the licence's name"),
+    ("__maintainer__", "who maintains it"),
+    ("__status__", "a development status"),
+    ("__title__", "the project's name"),
+    ("__url__", "where it lives"),
+    ("__version__", "its version"),
+    ("__version_info__", "its version as a tuple"),
 ];
 
 /// Attribute names that are not dunders but lead to frames, code objects or raw memory.
@@ -534,6 +572,10 @@ pub fn is_allowed_dunder_store(name: &str) -> bool {
     in_table(ALLOWED_DUNDER_STORES, name)
 }
 
+pub fn is_module_metadata(name: &str) -> bool {
+    in_table(MODULE_METADATA, name)
+}
+
 pub fn is_blocked_attr(name: &str) -> bool {
     in_table(BLOCKED_ATTRS, name)
 }
@@ -583,6 +625,7 @@ mod tests {
             SUPER_DUNDERS,
             ALLOWED_DUNDER_STORES,
             ALLOWED_DUNDER_STRINGS,
+            MODULE_METADATA,
         ] {
             for (name, why) in table {
                 assert!(!why.is_empty(), "{name} has no reason");

@@ -1,7 +1,8 @@
 //! Positions, excerpts and the checks that run on the text before it is parsed.
 
-use rustpython_parser::lexer::LexResult;
-use rustpython_parser::{StringKind, Tok};
+use ruff_python_ast::token::TokenKind;
+use ruff_python_parser::Mode;
+use ruff_python_parser::lexer::lex;
 
 /// Byte offsets of line starts. Python ends a line at `\n`, `\r\n` or a lone `\r`.
 pub struct Lines<'a> {
@@ -122,17 +123,48 @@ fn declared_encoding(comment: &str) -> Option<String> {
 /// bound keeps the parser and the checker off the end of the stack on hostile input.
 pub const MAX_NESTING: usize = 200;
 
-/// An upper bound of the syntax-tree depth of the token stream, or the offset where it
-/// first exceeds [`MAX_NESTING`].
+/// An upper bound of the syntax-tree depth of `source` (lexed in `mode`): the offset where
+/// it first exceeds [`MAX_NESTING`], if it does.
 ///
 /// Every token that can add a level (an operator, a dot, a keyword such as `not`, `lambda`
 /// or `if`, a closing bracket) counts one; a comma closes the running count of its
 /// bracket level, except inside a lambda's parameters; a newline closes the statement.
 /// Indentation counts two per level and each `elif` of a chain one (an `elif` is an `if`
-/// nested in the `else` of the one before). An f-string adds the depth of its deepest
-/// replacement field, counted character by character, since its expressions are parsed
-/// later from the string.
-pub fn nesting_exceeded(tokens: &[LexResult]) -> Option<usize> {
+/// nested in the `else` of the one before). The replacement fields of f-strings are
+/// tokens like any other, so their brackets and operators count too.
+///
+/// The check runs on the lexer alone, before the parser builds (and later drops,
+/// recursively) a tree whose depth is bounded only by the length of the text. Ruff's
+/// lexer hands out token kinds but not their offsets, so the offset is found by bisecting
+/// the prefixes of the text; only text over the bound pays for that.
+pub fn nesting_exceeded(source: &str, mode: Mode) -> Option<usize> {
+    if !exceeds(source, mode) {
+        return None;
+    }
+    // The shortest prefix that already exceeds the bound ends inside the token that did.
+    let (mut low, mut high) = (0usize, source.len());
+    while high - low > 1 {
+        let mut mid = low + (high - low) / 2;
+        while mid > low && !source.is_char_boundary(mid) {
+            mid -= 1;
+        }
+        if mid == low {
+            break;
+        }
+        if exceeds(&source[..mid], mode) {
+            high = mid;
+        } else {
+            low = mid;
+        }
+    }
+    let start = source
+        .get(..high)
+        .and_then(|prefix| prefix.char_indices().next_back())
+        .map_or(0, |(at, _)| at);
+    Some(start)
+}
+
+fn exceeds(source: &str, mode: Mode) -> bool {
     // Per open bracket: the count of that level and the lambdas awaiting their colon.
     let mut stack: Vec<(usize, usize)> = Vec::new();
     let mut count = 0usize;
@@ -142,10 +174,22 @@ pub fn nesting_exceeded(tokens: &[LexResult]) -> Option<usize> {
     let mut elifs: Vec<usize> = vec![0];
     let mut elif_total = 0usize;
     let mut line_start = true;
-    for (tok, range) in tokens.iter().flatten() {
-        let mut local = 0usize;
-        if line_start && !matches!(tok, Tok::Indent | Tok::Dedent | Tok::Newline) {
-            if !matches!(tok, Tok::Elif | Tok::Else)
+    let mut lexer = lex(source, mode);
+    loop {
+        let tok = lexer.next_token();
+        if tok == TokenKind::EndOfFile {
+            return false;
+        }
+        let trivia = matches!(
+            tok,
+            TokenKind::Indent
+                | TokenKind::Dedent
+                | TokenKind::Newline
+                | TokenKind::NonLogicalNewline
+                | TokenKind::Comment
+        );
+        if line_start && !trivia {
+            if !matches!(tok, TokenKind::Elif | TokenKind::Else)
                 && let Some(run) = elifs.last_mut()
             {
                 elif_total -= *run;
@@ -154,116 +198,79 @@ pub fn nesting_exceeded(tokens: &[LexResult]) -> Option<usize> {
             line_start = false;
         }
         match tok {
-            Tok::Lpar | Tok::Lsqb | Tok::Lbrace => {
+            TokenKind::Lpar | TokenKind::Lsqb | TokenKind::Lbrace => {
                 stack.push((count, lambdas));
                 outer += count + 1;
                 count = 0;
                 lambdas = 0;
             }
-            Tok::Rpar | Tok::Rsqb | Tok::Rbrace => {
+            TokenKind::Rpar | TokenKind::Rsqb | TokenKind::Rbrace => {
                 if let Some((c, l)) = stack.pop() {
                     outer = outer.saturating_sub(c + 1);
                     count = c + 1;
                     lambdas = l;
                 }
             }
-            Tok::Comma if lambdas == 0 => count = 0,
-            Tok::Colon if lambdas > 0 => lambdas -= 1,
-            Tok::Lambda => {
+            TokenKind::Comma if lambdas == 0 => count = 0,
+            TokenKind::Colon if lambdas > 0 => lambdas -= 1,
+            TokenKind::Lambda => {
                 lambdas += 1;
                 count += 1;
             }
-            Tok::Newline | Tok::Semi => {
+            TokenKind::Newline | TokenKind::Semi => {
                 stack.clear();
                 count = 0;
                 lambdas = 0;
                 outer = 0;
                 line_start = true;
             }
-            Tok::Indent => {
+            TokenKind::Indent => {
                 elifs.push(0);
                 line_start = true;
             }
-            Tok::Dedent => {
+            TokenKind::Dedent => {
                 if elifs.len() > 1 {
                     elif_total -= elifs.pop().unwrap_or(0);
                 }
                 line_start = true;
             }
-            Tok::Elif => {
+            TokenKind::Elif => {
                 if let Some(run) = elifs.last_mut() {
                     *run += 1;
                     elif_total += 1;
                 }
             }
-            Tok::String { value, kind, .. } => {
-                if matches!(kind, StringKind::FString | StringKind::RawFString) {
-                    local = fstring_depth(value);
-                }
-            }
-            Tok::Name { .. }
-            | Tok::Int { .. }
-            | Tok::Float { .. }
-            | Tok::Complex { .. }
-            | Tok::EndOfFile
-            | Tok::StartModule
-            | Tok::StartInteractive
-            | Tok::StartExpression
-            | Tok::Comma
-            | Tok::Colon
-            | Tok::False
-            | Tok::None
-            | Tok::True
-            | Tok::Ellipsis
-            | Tok::Pass
-            | Tok::Break
-            | Tok::Continue => {}
+            TokenKind::Name
+            | TokenKind::Int
+            | TokenKind::Float
+            | TokenKind::Complex
+            | TokenKind::String
+            | TokenKind::FStringStart
+            | TokenKind::FStringMiddle
+            | TokenKind::FStringEnd
+            | TokenKind::TStringStart
+            | TokenKind::TStringMiddle
+            | TokenKind::TStringEnd
+            | TokenKind::Comment
+            | TokenKind::NonLogicalNewline
+            // A lexical error (also where a prefix cuts a token) builds no tree.
+            | TokenKind::Unknown
+            | TokenKind::Comma
+            | TokenKind::Colon
+            | TokenKind::False
+            | TokenKind::None
+            | TokenKind::True
+            | TokenKind::Ellipsis
+            | TokenKind::Pass
+            | TokenKind::Break
+            | TokenKind::Continue => {}
             _ => count += 1,
         }
         let indent = 2 * (elifs.len() - 1);
-        if outer + count + local + indent + elif_total > MAX_NESTING {
-            return Some(usize::from(range.start()));
+        if outer + count + indent + elif_total > MAX_NESTING {
+            return true;
         }
     }
-    None
-}
-
-/// The depth of the deepest replacement field of an f-string body: every bracket and
-/// operator character inside one field counts one.
-fn fstring_depth(body: &str) -> usize {
-    let mut deepest = 0;
-    let mut level = 0usize;
-    let mut field = 0usize;
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        if level == 0 {
-            if c == '{' {
-                if chars.peek() == Some(&'{') {
-                    chars.next();
-                } else {
-                    level = 1;
-                    field = 1;
-                }
-            }
-            continue;
-        }
-        match c {
-            '{' | '(' | '[' => {
-                level += usize::from(c == '{');
-                field += 1;
-            }
-            '}' => {
-                level -= 1;
-                field += 1;
-                if level == 0 {
-                    deepest = deepest.max(field);
-                }
-            }
-            _ if "()[]+-*/%@&|^~<>=.!:,'\"".contains(c) => field += 1,
-            _ => {}
-        }
-    }
-    deepest.max(field)
 }
 
 #[cfg(test)]
@@ -279,13 +286,6 @@ mod tests {
         assert_eq!(lines.position(8), (3, 1));
         assert_eq!(lines.position(10), (4, 1));
         assert_eq!(lines.line(2), Some("ｅx"));
-    }
-
-    #[test]
-    fn fstring_fields_are_measured_one_at_a_time() {
-        assert!(fstring_depth("{a:.2f} {b:.2f} {c:.2f} {d:.2f}") <= 6);
-        assert!(fstring_depth("{a+b+c+d}") >= 4);
-        assert_eq!(fstring_depth("{{literal}}"), 0);
     }
 
     #[test]

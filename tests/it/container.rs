@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use stratbox::backend::Job;
 use stratbox::backend::container::{ContainerBackend, ContainerError, RUN_LABEL};
-use stratbox::image::{ImageSpec, ImageStatus};
 use stratbox::outcome::Outcome;
 use stratbox::{BackendKind, Policy, Reason, Request, Sandbox, Status};
+
+use crate::common::ensure_image;
 
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -47,22 +48,6 @@ async fn run_in(source: &str, input: &[u8], data: Option<&Path>, policy: &Policy
 
 async fn run(source: &str, policy: &Policy) -> Outcome {
     run_in(source, b"", None, policy).await
-}
-
-/// Fails loudly (never skips) when the engine or the image is missing.
-async fn ensure_image() {
-    let engine = ContainerBackend::new()
-        .engine()
-        .await
-        .unwrap_or_else(|err| panic!("the container tests need a Docker engine: {err}"));
-    let spec = ImageSpec::current();
-    match stratbox::image::status(engine.docker(), &spec).await {
-        Ok(ImageStatus::Current { .. }) => {}
-        other => panic!(
-            "the container tests need the runtime image {} (run `stratbox image build`): {other:?}",
-            spec.tag()
-        ),
-    }
 }
 
 /// Names of the containers (running or not) labelled with this policy name.
@@ -310,30 +295,33 @@ for path in ("/y", "/usr/lib/y"):
 async fn tmp_is_capped_and_not_executable() {
     let policy = policy(
         &unique("ct-tmp"),
-        "",
-        "tmp-size = \"8MiB\"\nmax-file-size = \"64MiB\"",
+        "tmp-size = \"16MiB\"",
+        "max-file-size = \"64MiB\"",
     );
+    // The image has no program to copy but python3 itself (see
+    // `no_shells_and_no_programs_but_python_and_tini`), which is as good an ELF as any.
     let probe = r##"
-import os, shutil, subprocess
+import os, shutil, subprocess, sys
 with open("/tmp/small", "wb") as f:
     f.write(b"x" * (4 << 20))
 print("small=ok")
 try:
     with open("/tmp/big", "wb") as f:
-        for _ in range(16):
+        for _ in range(32):
             f.write(b"y" * (1 << 20))
     print("big=ok")
 except OSError as e:
     print(f"big={e.errno}")
 os.remove("/tmp/big")
-shutil.copy("/usr/bin/true", "/tmp/true")
-os.chmod("/tmp/true", 0o755)
-with open("/tmp/run.sh", "w") as f:
-    f.write("#!/bin/sh\necho ran\n")
-os.chmod("/tmp/run.sh", 0o755)
-for prog in ("/tmp/true", "/tmp/run.sh"):
+os.remove("/tmp/small")
+shutil.copy(os.path.realpath(sys.executable), "/tmp/python")
+os.chmod("/tmp/python", 0o755)
+with open("/tmp/run.py", "w") as f:
+    f.write("#!/usr/bin/python3\nprint('ran')\n")
+os.chmod("/tmp/run.py", 0o755)
+for prog in ("/tmp/python", "/tmp/run.py"):
     try:
-        subprocess.run([prog], check=True)
+        subprocess.run([prog, "-c", "print('ran')"], check=True)
         print(f"exec={prog} ran")
     except OSError as e:
         print(f"exec={prog} {e.errno}")
@@ -344,15 +332,196 @@ for prog in ("/tmp/true", "/tmp/run.sh"):
     assert_eq!(field(out, "small"), "ok");
     assert_eq!(field(out, "big"), "28", "ENOSPC past the tmpfs cap: {out}");
     assert!(!out.contains("ran"), "noexec: {out}");
-    assert!(out.contains("exec=/tmp/true 13"), "EACCES: {out}");
+    assert!(out.contains("exec=/tmp/python 13"), "EACCES: {out}");
+    assert!(out.contains("exec=/tmp/run.py 13"), "EACCES: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_shells_and_no_programs_but_python_and_tini() {
+    let policy = policy(&unique("ct-noshell"), "", "");
+    let probe = r#"
+import os, shutil, stat, subprocess
+for name in ("sh", "bash", "dash", "perl", "apt", "apt-get", "dpkg", "ls", "cat", "env", "busybox"):
+    print(f"which-{name}={shutil.which(name)}")
+try:
+    subprocess.run(["sh", "-c", "echo ran"])
+    print("subprocess=ran")
+except OSError as e:
+    print(f"subprocess={e.errno}")
+print(f"system={os.system('echo ran')}")
+for prog in ("/bin/sh", "/usr/bin/perl", "/usr/bin/env"):
+    try:
+        os.execv(prog, [prog, "-c", "echo ran"])
+    except OSError as e:
+        print(f"execv-{prog}={e.errno}")
+executable = []
+for root, dirs, files in os.walk("/"):
+    dirs[:] = [d for d in dirs if os.path.join(root, d) not in ("/proc", "/sys", "/dev")]
+    for name in files:
+        path = os.path.join(root, name)
+        mode = os.lstat(path).st_mode
+        if stat.S_ISREG(mode) and mode & 0o7111:
+            executable.append(path)
+print("executable=" + " ".join(sorted(executable)))
+for path in sorted(executable):
+    if path.startswith("/usr/"):
+        continue
+    try:
+        os.execv(path, [path])
+    except OSError as e:
+        print(f"exec-{path}={e.errno}")
+"#;
+    let outcome = run(probe, &policy).await;
+    assert_status(&outcome, Status::Ok, None);
+    let out = &outcome.stdout;
+    for name in [
+        "sh", "bash", "dash", "perl", "apt", "apt-get", "dpkg", "ls", "cat", "env", "busybox",
+    ] {
+        assert_eq!(
+            field(out, &format!("which-{name}")),
+            "None",
+            "{name}: {out}"
+        );
+    }
+    assert_eq!(field(out, "subprocess"), "2", "ENOENT: {out}");
+    assert_ne!(field(out, "system"), "0", "os.system has no shell: {out}");
+    for prog in ["/bin/sh", "/usr/bin/perl", "/usr/bin/env"] {
+        assert_eq!(field(out, &format!("execv-{prog}")), "2", "ENOENT: {out}");
+    }
+    assert!(!out.contains("ran"), "{out}");
+    let executable: Vec<&str> = field(out, "executable").split(' ').collect();
+    let (image, engine): (Vec<&str>, Vec<&str>) = executable
+        .iter()
+        .partition(|path| path.starts_with("/usr/"));
+    let allowed = |path: &&str| {
+        *path == "/usr/bin/tini"
+            || path
+                .strip_prefix("/usr/bin/python3.")
+                .is_some_and(|v| v.chars().all(|c| c.is_ascii_digit()))
+            || (path.starts_with("/usr/lib") && path.contains("/ld-linux"))
+    };
+    assert!(
+        image.iter().all(allowed),
+        "only python3, tini and the program interpreter may be executable: {executable:?}"
+    );
+    assert_eq!(image.len(), 3, "{executable:?}");
+    // The engine adds files of its own with execute bits (/.dockerenv, and the /etc/hosts
+    // and /etc/resolv.conf it mounts); they are data, and with no shell nothing runs them.
+    for path in engine {
+        assert!(
+            [
+                "/.dockerenv",
+                "/etc/hosts",
+                "/etc/resolv.conf",
+                "/etc/hostname"
+            ]
+            .contains(&path),
+            "an executable file the image should not have: {path}"
+        );
+        assert_eq!(
+            field(out, &format!("exec-{path}")),
+            "8",
+            "ENOEXEC for {path}: {out}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proc_self_mem_is_out_of_reach() {
+    let policy = policy(&unique("ct-procmem"), "", "");
+    let probe = r#"
+import os
+def attempt(name, path, flags):
+    try:
+        os.close(os.open(path, flags))
+        print(f"{name}=opened")
+    except OSError as e:
+        print(f"{name}={e.errno}")
+attempt("mem-rw", "/proc/self/mem", os.O_RDWR)
+attempt("mem-w", "/proc/self/mem", os.O_WRONLY)
+attempt("mem-r", "/proc/self/mem", os.O_RDONLY)
+attempt("task-mem-rw", f"/proc/self/task/{os.getpid()}/mem", os.O_RDWR)
+attempt("environ", "/proc/self/environ", os.O_RDONLY)
+try:
+    with open("/proc/self/mem", "r+b") as f:
+        print("open=opened")
+except OSError as e:
+    print(f"open={e.errno}")
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+print(f"status-readable={bool(status)}")
+child = os.fork()
+if child == 0:
+    attempt("child-parent-mem-rw", f"/proc/{os.getppid()}/mem", os.O_RDWR)
+    attempt("child-mem-rw", "/proc/self/mem", os.O_RDWR)
+    os._exit(0)
+os.waitpid(child, 0)
+"#;
+    let outcome = run(probe, &policy).await;
+    assert_status(&outcome, Status::Ok, None);
+    let out = &outcome.stdout;
+    for key in [
+        "mem-rw",
+        "mem-w",
+        "mem-r",
+        "task-mem-rw",
+        "environ",
+        "open",
+        "child-parent-mem-rw",
+        "child-mem-rw",
+    ] {
+        assert_eq!(field(out, key), "13", "{key}: EACCES expected: {out}");
+    }
+    assert_eq!(field(out, "status-readable"), "True", "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn versions_are_current_and_match_the_image_labels() {
+    let policy = policy(&unique("ct-versions"), "", "");
+    let probe = r#"
+import sys, numpy, pandas
+print("python=%d.%d.%d" % sys.version_info[:3])
+print("level=%d.%d" % sys.version_info[:2])
+print("numpy=" + numpy.__version__)
+print("pandas=" + pandas.__version__)
+print("me=" + pandas.Series([1.0, 2.0], index=pandas.to_datetime(["2024-01-31", "2024-02-29"])).resample("ME").last().index.strftime("%Y-%m-%d").str.cat(sep=","))
+"#;
+    let outcome = run(probe, &policy).await;
+    assert_status(&outcome, Status::Ok, None);
+    let out = &outcome.stdout;
+    let major_minor = |v: &str| -> (u32, u32) {
+        let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    };
+    assert!(major_minor(field(out, "python")) >= (3, 13), "{out}");
+    assert!(major_minor(field(out, "numpy")) >= (2, 0), "{out}");
+    assert!(major_minor(field(out, "pandas")) >= (2, 0), "{out}");
+    assert_eq!(
+        field(out, "me"),
+        "2024-01-31,2024-02-29",
+        "pandas 2 spelling: {out}"
+    );
+    assert_eq!(outcome.python.as_deref(), Some(field(out, "level")));
+
+    let engine = ContainerBackend::new().engine().await.expect("engine");
+    let facts = stratbox::image::facts(
+        engine.docker(),
+        &stratbox::image::ImageSpec::current().tag(),
+    )
+    .await
+    .expect("inspect image")
+    .expect("the image carries version labels");
+    assert_eq!(facts.python, field(out, "python"));
+    assert_eq!(facts.numpy, field(out, "numpy"));
+    assert_eq!(facts.pandas, field(out, "pandas"));
+    assert_eq!(facts.suite, stratbox::image::recipe::SUITE);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn file_size_limit_holds() {
     let policy = policy(
         &unique("ct-fsize"),
-        "",
-        "tmp-size = \"64MiB\"\nmax-file-size = \"1MiB\"",
+        "tmp-size = \"64MiB\"",
+        "max-file-size = \"1MiB\"",
     );
     let probe = r#"
 try:
@@ -625,12 +794,12 @@ async fn pinned_seccomp_profile_is_applied() {
     );
 }
 
-/// The runner's own check, driven by hand: a container started WITHOUT a seccomp filter
-/// (which stratbox never does) must refuse to run the strategy.
-#[tokio::test(flavor = "multi_thread")]
-async fn runner_refuses_to_start_without_seccomp() {
+/// Starts the image by hand (`docker run`, not the backend) under `seccomp` (a
+/// `--security-opt=seccomp=` value), feeds the runner a strategy that prints
+/// `STRATEGY RAN`, and asserts that the runner refused it in preflight, naming `problem`.
+async fn assert_preflight_refuses(test: &str, seccomp: &str, problem: &str) {
     ensure_image().await;
-    let name = unique("stratbox-ct-preflight");
+    let name = unique(&format!("stratbox-ct-{test}"));
     let _cleanup = DockerRmGuard(name.clone());
     let source = "print('STRATEGY RAN')\n";
     let frame = format!(
@@ -644,10 +813,10 @@ async fn runner_refuses_to_start_without_seccomp() {
             "-i",
             &format!("--name={name}"),
             "--network=none",
-            "--security-opt=seccomp=unconfined",
+            &format!("--security-opt=seccomp={seccomp}"),
             "--security-opt=no-new-privileges:true",
             "--cap-drop=ALL",
-            &ImageSpec::current().tag(),
+            &stratbox::image::ImageSpec::current().tag(),
         ],
         frame.as_bytes(),
     );
@@ -656,7 +825,27 @@ async fn runner_refuses_to_start_without_seccomp() {
     assert!(!stdout.contains("STRATEGY RAN"), "{stdout}");
     assert!(stderr.contains("@stratbox-result n0"), "{stderr}");
     assert!(stderr.contains("\"ending\": \"preflight\""), "{stderr}");
-    assert!(stderr.contains("Seccomp"), "{stderr}");
+    assert!(stderr.contains(problem), "{stderr}");
+}
+
+/// The runner's own check, driven by hand: a container started WITHOUT a seccomp filter
+/// (which stratbox never does) must refuse to run the strategy.
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_refuses_to_start_without_seccomp() {
+    assert_preflight_refuses("preflight", "unconfined", "Seccomp").await;
+}
+
+/// The runner's non-dumpable check, driven by hand: under a seccomp profile that refuses
+/// prctl(2) the runner cannot make itself non-dumpable, and must refuse to run the strategy.
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_refuses_to_start_while_dumpable() {
+    let dir = tempfile::tempdir().expect("dir");
+    let profile = dir.path().join("deny-prctl.json");
+    let text = std::fs::read_to_string(format!("{MANIFEST_DIR}/profiles/seccomp/deny-uname.json"))
+        .expect("pinned profile");
+    assert!(text.contains("\"uname\""));
+    std::fs::write(&profile, text.replace("\"uname\"", "\"prctl\"")).expect("profile");
+    assert_preflight_refuses("dumpable", &profile.display().to_string(), "dumpable").await;
 }
 
 // --- availability ----------------------------------------------------------------------
@@ -708,7 +897,7 @@ async fn runner_refuses_what_the_host_did_not_see() {
     ensure_image().await;
     let policy = policy(&unique("ct-mismatch"), "", "");
     let source = "import math\nprint(math.floor(2.5))\n";
-    let full = stratbox::validate::inventory_rustpython::of(source).expect("parses");
+    let full = stratbox::validate::inventory_of(source).expect("parses");
     let mut partial = full.clone();
     partial.attributes.remove("floor");
     let backend = ContainerBackend::new();

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use stratbox::backend::{Backend, Job};
-use stratbox::validate::{Inventory, RuleId, inventory_rustpython};
+use stratbox::validate::{Inventory, RuleId, inventory_of};
 use stratbox::{BackendKind, Status};
 
 use crate::common::{assert_ended, root, run_on, sandbox, unvalidated};
@@ -104,7 +104,7 @@ async fn host_inventory_equals_cpythons_on_every_fixture() {
     let mut compared = 0;
     for path in fixtures() {
         let source = std::fs::read_to_string(&path).expect("fixture is UTF-8");
-        let host = inventory_rustpython::of(&source);
+        let host = inventory_of(&source);
         let cpython = cpython_inventory(&source).await;
         match (host, cpython) {
             (Some(host), Some(cpython)) => {
@@ -142,7 +142,7 @@ async fn run_with_inventory(source: &str, inventory: &Inventory) -> stratbox::ba
 #[tokio::test]
 async fn runner_refuses_what_the_host_did_not_see() {
     let source = "x = 1\nprint(x)\nimport math\ny = math.floor(2.5)\n";
-    let full = inventory_rustpython::of(source).expect("parses");
+    let full = inventory_of(source).expect("parses");
     let ran = run_with_inventory(source, &full).await;
     assert_eq!(ran.status, Status::Ok, "{}", ran.stderr);
     assert!(ran.mismatch.is_none());

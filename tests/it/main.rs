@@ -10,9 +10,15 @@ mod cli;
 mod container;
 /// Generated data against the interpreters; the host's inventory against CPython's.
 mod generated;
+/// Every honest fixture passes `check` and ends `ok`, with the same stdout, on every backend
+/// it routes to.
+#[cfg(feature = "test-docker")]
+mod honest;
 /// The same limits on both backends end with the same status and reason.
 #[cfg(feature = "test-docker")]
 mod parity;
+/// The wasm guest's file system: its own in-memory /tmp, a read-only /data, nothing else.
+mod scratch;
 /// The AST validator and the router: fixtures, rules, NFKC, routing, diagnostics.
 mod validator;
 /// The wasm backend: limits, capabilities and isolation of the CPython guest.

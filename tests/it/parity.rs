@@ -2,7 +2,7 @@
 //! same status and reason on wasm and in the container (validator off, so each backend is
 //! tested on its own).
 
-use stratbox::{BackendKind, Outcome, Reason, Status};
+use stratbox::{BackendKind, Outcome, Policy, Reason, Status};
 
 use crate::common::{run_on, unvalidated};
 
@@ -132,4 +132,92 @@ async fn cpu_bound_code_stops_at_each_backends_compute_limit() {
             outcome.stderr
         );
     }
+}
+
+#[tokio::test]
+async fn tmp_behaves_alike_on_both_backends() {
+    // The same scratch-file strategy prints the same lines on both backends.
+    let source = r#"
+import csv, os, pathlib, tempfile
+with tempfile.TemporaryDirectory() as d:
+    path = pathlib.Path(d) / "bars.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([["day", "close"], [1, 101.5], [2, 99.25]])
+    print(list(csv.reader(open(path, newline=""))), path.stat().st_size)
+pathlib.Path("/tmp/x.txt").write_text("scratch")
+open("relative.txt", "w").write("in the working directory")
+print(sorted(os.listdir("/tmp")), open("/tmp/relative.txt").read())
+try:
+    open("/outside.txt", "w")
+except OSError as e:
+    print("outside refused", type(e).__name__)
+"#;
+    let outcomes = on_both(source, "").await;
+    assert_all(&outcomes, Status::Ok, None);
+    for (backend, outcome) in &outcomes {
+        assert_eq!(
+            outcome.stdout,
+            "[['day', 'close'], ['1', '101.5'], ['2', '99.25']] 29\n\
+             ['relative.txt', 'x.txt'] in the working directory\n\
+             outside refused OSError\n",
+            "{backend}: {}",
+            outcome.stderr
+        );
+    }
+    // A later run finds nothing the first left.
+    let later = on_both("import os\nprint(os.listdir('/tmp'))", "").await;
+    for (backend, outcome) in &later {
+        assert_eq!(outcome.stdout, "[]\n", "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn writing_past_tmp_size_is_stopped_alike() {
+    // Past `tmp-size` a write raises OSError on both backends (ENOSPC in the container,
+    // EIO in the wasm guest, whose WASI adapter cannot report ENOSPC); caught, the
+    // strategy goes on; uncaught, the run is an error.
+    let fill =
+        "f = open('/tmp/big', 'wb')\nwhile True:\n    f.write(b'y' * 65536)\n    f.flush()\n";
+    let caught = format!(
+        "import os\ntry:\n    {}\nexcept OSError as e:\n    print('refused', type(e).__name__)\nprint(os.path.getsize('/tmp/big') <= 2 << 20)",
+        fill.replace('\n', "\n    ")
+    );
+    let outcomes = on_both(&caught, "tmp-size = \"2MiB\"").await;
+    assert_all(&outcomes, Status::Ok, None);
+    for (backend, outcome) in &outcomes {
+        assert_eq!(outcome.stdout, "refused OSError\nTrue\n", "{backend}");
+    }
+    let outcomes = on_both(fill, "tmp-size = \"2MiB\"").await;
+    assert_all(&outcomes, Status::Error, None);
+    for (backend, outcome) in &outcomes {
+        assert!(
+            outcome.stderr.contains("OSError"),
+            "{backend}: {}",
+            outcome.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn outcome_names_the_interpreter_that_ran() {
+    let probe = "import sys\nprint('%d.%d' % sys.version_info[:2])";
+    for (backend, outcome) in on_both(probe, "").await {
+        assert_eq!(outcome.status, Status::Ok, "{backend}: {}", outcome.stderr);
+        assert_eq!(
+            outcome.python.as_deref(),
+            Some(outcome.stdout.trim()),
+            "{backend}: the outcome names the interpreter sys.version_info reports"
+        );
+    }
+    // Nothing ran: no interpreter to name.
+    let rejected = run_on(
+        BackendKind::Wasm,
+        "import socket\n",
+        b"",
+        None,
+        &Policy::load("default").expect("default profile"),
+    )
+    .await;
+    assert_eq!(rejected.status, Status::Rejected);
+    assert_eq!(rejected.python, None);
 }

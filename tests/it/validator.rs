@@ -518,8 +518,6 @@ fn forbidden_builtins_called_or_referenced() {
         "vars",
         "dir",
         "memoryview",
-        "exit",
-        "quit",
     ] {
         assert_one(&format!("{name}()\n"), "forbidden-call", 1, 1);
         assert_one(&format!("x = [{name}]\n"), "forbidden-call", 1, 6);
@@ -537,7 +535,6 @@ fn getattr_family() {
         "class A: pass\na = A()\ngetattr(a, 'x', 1)\nsetattr(a, 'x', 2)\nhasattr(a, 'x')\ndelattr(a, 'x')\n",
     );
     assert_one("getattr(1, name)\n", "forbidden-call", 1, 1);
-    assert_one("getattr(1, 'real' + '')\n", "forbidden-call", 1, 1);
     assert_one("getattr(1, *args)\n", "forbidden-call", 1, 1);
     assert_one("getattr(1, '__class__')\n", "dunder-string", 1, 12);
     assert_one("getattr(1, 'gi_frame')\n", "dunder-string", 1, 12);
@@ -564,35 +561,33 @@ fn input_is_allowed_by_default_and_can_be_forbidden() {
 }
 
 #[test]
-fn open_is_read_only_under_data() {
+fn open_takes_any_path_and_mode_but_no_opener() {
+    // The backends confine files (the guest sees /data read-only and its own /tmp, the
+    // container a read-only root and a capped /tmp), so the path is not judged.
     assert_clean("open('/data/x.csv')\nopen('/data/x.csv', 'rb')\nopen('/data/x', mode='rt')\n");
     assert_clean("name = 'x'\nopen(f'/data/{name}.csv')\nopen('/data/' + name)\n");
-    assert_clean("open('/data/x.csv', encoding='utf-8')\n");
-    assert_one("open('/etc/passwd')\n", "forbidden-call", 1, 1);
-    assert_one("open('data/x')\n", "forbidden-call", 1, 1);
-    assert_one("open('/data/../etc/passwd')\n", "forbidden-call", 1, 1);
-    assert_one("open('/data/x', 'w')\n", "forbidden-call", 1, 1);
-    assert_one("open('/data/x', 'r+')\n", "forbidden-call", 1, 1);
-    assert_one("open('/data/x', mode)\n", "forbidden-call", 1, 1);
-    assert_one("open(path)\n", "forbidden-call", 1, 1);
-    assert_one("open(0)\n", "forbidden-call", 1, 1);
-    assert_one("open(f'{root}/x')\n", "forbidden-call", 1, 1);
+    assert_clean("open('/etc/passwd')\nopen('/tmp/out.csv', 'w')\nopen(path, mode)\n");
+    assert_clean("open('/data/../etc/passwd', 'r+', encoding='utf-8', closefd=True)\n");
+    assert_clean("import io\nio.open('/tmp/x', 'w')\nio.StringIO('a')\n");
+    assert_clean("from io import open as o\no('/tmp/x', 'a')\n");
+    // An opener picks the descriptor behind the file object out of the validator's sight.
     assert_one("open('/data/x', opener=o)\n", "forbidden-call", 1, 1);
+    assert_one(
+        "open('/data/x', 'r', -1, None, None, None, True, o)\n",
+        "forbidden-call",
+        1,
+        1,
+    );
     assert_one("open(*args)\n", "forbidden-call", 1, 1);
+    assert_one("open('/data/x', **kw)\n", "forbidden-call", 1, 1);
     assert_one("o = open\n", "forbidden-call", 1, 5);
     assert_one(
-        "import io\nio.open('/etc/passwd')\n",
+        "import io\nio.open('/x', opener=o)\n",
         "forbidden-call",
         2,
         1,
     );
-    assert_clean("import io\nio.open('/data/x')\nio.StringIO('a')\n");
-    assert_one(
-        "from io import open as o\no('/etc/passwd')\n",
-        "forbidden-call",
-        2,
-        1,
-    );
+    assert_one("import io\nf = io.FileIO('/x')\n", "forbidden-call", 2, 8);
 }
 
 // ----- dunders -------------------------------------------------------------------------
@@ -1050,7 +1045,7 @@ fn snapshot_human_diagnostics() {
         "subclass_walk.py",
         "format_class.py",
         "import_os.py",
-        "open_write_data.py",
+        "open_opener.py",
     ] {
         let source = snapshot_source(name);
         let report = check(&source);
@@ -1111,4 +1106,210 @@ fn sys_allows_only_its_stdio_exit_and_constants() {
         2,
         8,
     );
+}
+
+// ----- Ruff's parser: modern syntax, BOM, newer-than-3.13 syntax ------------------------
+
+#[test]
+fn modern_syntax_passes() {
+    assert_clean("row = {'close': 1.5}\nprint(f\"{row[\"close\"]:.2f}\")\n");
+    assert_clean(
+        "def first[T](xs: list[T]) -> T:\n    return xs[0]\n\ntype Prices = list[float]\n",
+    );
+    assert_clean(
+        "class Box[T: (int, float)]:\n    def __init__(self, v: T) -> None:\n        self.v = v\n",
+    );
+    assert_clean(
+        "def f(cmd):\n    match cmd:\n        case {'buy': qty} if qty > 0:\n            return qty\n        case [x, *rest]:\n            return x\n        case _:\n            return 0\n",
+    );
+    assert_clean("try:\n    pass\nexcept* ValueError as group:\n    print(group)\n");
+}
+
+#[test]
+fn syntax_newer_than_python_313_names_the_version_it_needs() {
+    let report = check("name = 'x'\ngreeting = t\"hello {name}\"\n");
+    assert_eq!(rule_ids(&report), vec!["syntax"], "{:?}", report.violations);
+    let v = &report.violations[0];
+    assert_eq!((v.line, v.col), (2, 12));
+    assert!(v.message.contains("requires Python 3.14"), "{}", v.message);
+    assert!(!v.message.contains("invalid syntax"), "{}", v.message);
+}
+
+#[test]
+fn a_byte_order_mark_is_skipped_and_columns_stay_right() {
+    assert_clean("\u{feff}import math\nprint(math.pi)\n");
+    assert_one("\u{feff}import os\n", "forbidden-import", 1, 8);
+    assert_one("\u{feff}x = eval\n", "forbidden-call", 1, 5);
+    let report = check("\u{feff}x = eval\n");
+    let human = render_human(&report, "\u{feff}x = eval\n", "s.py");
+    assert!(human.contains("1 | x = eval\n  |     ^^^^\n"), "{human}");
+}
+
+// ----- fewer false alarms ---------------------------------------------------------------
+
+#[test]
+fn future_imports_are_directives_not_routed_imports() {
+    let report = check("from __future__ import annotations\nimport math\nx: list[int] = []\n");
+    assert!(report.is_clean(), "{:?}", report.violations);
+    let modules: Vec<&str> = report.imports.iter().map(|i| i.module.as_str()).collect();
+    assert_eq!(modules, vec!["math"]);
+    assert!(report.inventory.imports.contains("__future__"));
+    assert_one(
+        "from __future__ import annotations as __builtins__\n",
+        "dunder-access",
+        1,
+        24,
+    );
+}
+
+#[test]
+fn harmless_dunder_data_reads_are_allowed() {
+    assert_clean(
+        "import numpy as np\nprint(np.__version__)\nclass A: pass\nprint(A.__name__, A.__qualname__, A.__doc__, A.__module__)\nprint(__doc__)\n",
+    );
+    assert_clean("from numpy import __version__\nprint(__version__)\n");
+    assert_one(
+        "import numpy as np\nnp.__version__ = '0'\n",
+        "dunder-access",
+        2,
+        4,
+    );
+    assert_one(
+        "import numpy as np\nprint(np.__file__)\n",
+        "dunder-access",
+        2,
+        10,
+    );
+    assert_one("class A: pass\nprint(A.__dict__)\n", "dunder-access", 2, 9);
+}
+
+#[test]
+fn module_metadata_may_be_assigned_at_module_level() {
+    assert_clean(
+        "__author__ = \"A. Trader\"\n__version__ = \"1.2\"\n__all__ = [\"main\"]\n__license__: str = \"MIT\"\n__version_info__ = (1, 2)\nprint(__author__)\n",
+    );
+    // Only literal data, only at module level, only metadata names.
+    assert_one("__author__ = make()\n", "dunder-access", 1, 1);
+    assert_one("def f():\n    __author__ = 'x'\n", "dunder-access", 2, 5);
+    assert_one("__builtins__ = 'x'\n", "dunder-access", 1, 1);
+}
+
+#[test]
+fn exit_and_quit_behave_as_sys_exit() {
+    assert_clean("exit()\nquit(1)\nexit('done')\nstop = exit\n");
+}
+
+#[test]
+fn computed_getattr_with_a_safe_literal_prefix() {
+    assert_clean(
+        "class H:\n    def _get_a(self): return 1\n    def run(self, name, event):\n        getattr(self, f\"_get_{name}\")()\n        getattr(self, \"on_\" + event, None)\n        hasattr(self, 'on_' + event + '_x')\n        setattr(self, f'cache_{name}', 1)\n",
+    );
+    // No prefix, a prefix that could begin a dunder or an internal name, or a module.
+    assert_one("getattr(obj, name)\n", "forbidden-call", 1, 1);
+    assert_one("getattr(obj, '__' + name)\n", "forbidden-call", 1, 1);
+    assert_one("getattr(obj, '_' + name)\n", "forbidden-call", 1, 1);
+    assert_one("getattr(obj, f'__{name}')\n", "forbidden-call", 1, 1);
+    assert_one("getattr(obj, f'{name}_x')\n", "forbidden-call", 1, 1);
+    assert_one("getattr(gen, 'gi_' + name)\n", "forbidden-call", 1, 1);
+    assert_one("getattr(frame, 'f_' + name)\n", "forbidden-call", 1, 1);
+    assert_one("getattr(s, 'form' + name)\n", "forbidden-call", 1, 1);
+    let report = check("import math\ngetattr(math, 'on_' + name)\n");
+    assert!(
+        report
+            .violations
+            .iter()
+            .any(|v| v.rule == RuleId::ForbiddenCall && (v.line, v.col) == (2, 1)),
+        "{:?}",
+        report.violations
+    );
+}
+
+#[test]
+fn singledispatch_register_is_allowed_on_dispatchers() {
+    assert_clean(
+        "from functools import singledispatch\n@singledispatch\ndef show(x):\n    print(x)\n@show.register\ndef _(x: int):\n    print(x)\n",
+    );
+    assert_clean(
+        "import functools\n@functools.singledispatch\ndef show(x):\n    print(x)\n@show.register\ndef _(x: 'list[int]'):\n    print(x)\n",
+    );
+    // Not a dispatcher of this file: still refused.
+    assert_one(
+        "@other.register\ndef _(x: int):\n    pass\n",
+        "forbidden-call",
+        1,
+        2,
+    );
+    // Its annotations are still checked as code and plain types.
+    let report = check(
+        "from functools import singledispatch\n@singledispatch\ndef show(x): pass\n@show.register\ndef _(x: 'int.__class__'): pass\n",
+    );
+    assert_eq!(
+        rule_ids(&report),
+        vec!["dunder-string", "string-annotation"]
+    );
+}
+
+/// The module list with `doctest` in it: whether the guest carries `doctest` is the
+/// module list's decision; the rule on its examples is the validator's.
+fn check_with_doctest(source: &str) -> Report {
+    let mut rules = rules();
+    rules.wasm.insert("doctest".to_owned());
+    validate(source, &rules, &ValidatorConfig::default())
+}
+
+#[test]
+fn doctest_examples_are_validated_as_code() {
+    let honest = "\"\"\"Moving averages.\n\n>>> sma([1, 2, 3], 3)\n2.0\n\"\"\"\nimport doctest\nimport math\n\ndef sma(xs, n):\n    \"\"\"\n    >>> sma([2, 4], 2)\n    3.0\n    >>> for x in [1]:\n    ...     print(math.sqrt(x))\n    1.0\n    \"\"\"\n    return sum(xs[-n:]) / n\n\nif __name__ == \"__main__\":\n    doctest.testmod()\n";
+    let report = check_with_doctest(honest);
+    assert!(report.is_clean(), "{:?}", report.violations);
+    // A forbidden example is reported at its docstring.
+    let hostile = "import doctest\n\ndef f():\n    \"\"\"\n    >>> import os\n    >>> ().__class__\n    \"\"\"\n\ndoctest.testmod()\n";
+    let report = check_with_doctest(hostile);
+    let found: Vec<(&str, u32, u32)> = report
+        .violations
+        .iter()
+        .map(|v| (v.rule.as_str(), v.line, v.col))
+        .collect();
+    assert_eq!(
+        found,
+        vec![("forbidden-import", 4, 5), ("dunder-access", 4, 5)]
+    );
+    assert!(report.violations[0].message.contains("doctest example"));
+    // The module's imports are in scope in the examples.
+    let report = check_with_doctest(
+        "\"\"\"\n>>> random._os\n\"\"\"\nimport doctest, random\ndoctest.testmod()\n",
+    );
+    assert_eq!(rule_ids(&report), vec!["module-attribute"]);
+    assert_eq!(
+        (report.violations[0].line, report.violations[0].col),
+        (1, 1)
+    );
+    // The entry points that run text the validator never sees stay refused.
+    for source in [
+        "import doctest\ndoctest.run_docstring_examples(s, {})\n",
+        "import doctest\ndoctest.testfile('/tmp/x')\n",
+    ] {
+        let report = check_with_doctest(source);
+        assert_eq!(rule_ids(&report), vec!["module-attribute"], "{source}");
+        assert_eq!(
+            (report.violations[0].line, report.violations[0].col),
+            (2, 9)
+        );
+    }
+    // Without doctest, docstrings are text.
+    assert_clean("def f():\n    \"\"\"\n    >>> import os\n    \"\"\"\n");
+}
+
+// ----- the inventory --------------------------------------------------------------------
+
+#[test]
+fn inventory_is_computed_also_when_the_validator_is_off() {
+    let config = ValidatorConfig {
+        enabled: false,
+        ..ValidatorConfig::default()
+    };
+    let report = validate("import os\nos.getcwd()\n", &rules(), &config);
+    assert!(report.violations.is_empty());
+    assert!(report.inventory.imports.contains("os"));
+    assert!(report.inventory.calls.contains("os.getcwd"));
 }

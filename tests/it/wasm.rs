@@ -290,11 +290,12 @@ for path in ('/etc/passwd', '/etc/hostname', '/proc/self/environ', '../../etc/pa
         print(path, 'READ', open(path).read()[:40])
     except OSError as e:
         print(path, 'denied', type(e).__name__)
-for path in ('/', '.', '/etc', '/home', '/data'):
+for path in ('/etc', '/home', '/data', '/proc', '..'):
     try:
         print(path, 'LISTED', os.listdir(path))
     except OSError as e:
         print(path, 'denied', type(e).__name__)
+print('root', sorted(os.listdir('/')))
 "#;
     let outcome = wasm(source, "").await;
     assert_ended(&outcome, Status::Ok, None);
@@ -304,6 +305,12 @@ for path in ('/', '.', '/etc', '/home', '/data'):
     assert_eq!(
         outcome.stdout.matches("denied").count(),
         10,
+        "{}",
+        outcome.stdout
+    );
+    // Without a data directory the root holds the run's /tmp and nothing else.
+    assert!(
+        outcome.stdout.ends_with("root ['tmp']\n"),
         "{}",
         outcome.stdout
     );

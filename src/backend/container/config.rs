@@ -104,7 +104,7 @@ impl ContainerSpec {
             memory_bytes: to_i64(limits.memory_bytes),
             nano_cpus: (container.cpus * 1e9).round() as i64,
             max_pids: i64::from(container.max_pids),
-            tmp_bytes: container.tmp_bytes,
+            tmp_bytes: limits.tmp_bytes,
             max_open_files: i64::from(container.max_open_files),
             max_file_bytes: to_i64(container.max_file_bytes),
             cpu_seconds: to_i64(cpu_seconds.max(1)),

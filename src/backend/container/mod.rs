@@ -8,7 +8,7 @@
 //! What the container gets, by construction ([`config::ContainerSpec`]):
 //! - no network (`network_mode = none`); no host files except the job's data directory,
 //!   read-only and non-recursive, at `/data`; no environment from the host;
-//! - a read-only root file system; `/tmp` is a tmpfs capped at `container.tmp-size`,
+//! - a read-only root file system; `/tmp` is a tmpfs capped at `limits.tmp-size`,
 //!   mounted `noexec,nosuid,nodev`; no `/dev/shm` (`ipc = none`);
 //! - memory limit `limits.memory` with swap equal to it (no swap), CPU quota
 //!   `container.cpus`, pids limit `container.max-pids`;
@@ -23,9 +23,12 @@
 //! drops the swap limit with a warning and a container may page out beyond its memory limit
 //! into the host's swap, if the host has any. The memory limit itself holds either way.
 //!
-//! Before the strategy starts, the runner confirms from `/proc/self/status` that
-//! `Seccomp` is 2, `NoNewPrivs` is 1, `CapEff` is zero and the uid is not 0; otherwise the
-//! strategy never runs and the run is `unavailable` ([`ContainerError::Preflight`]).
+//! Before the strategy starts, the runner makes its process non-dumpable (so that
+//! `/proc/self/mem` and `/proc/self/environ` belong to root and the strategy cannot open
+//! them) and confirms that it is, and from `/proc/self/status` that `Seccomp` is 2,
+//! `NoNewPrivs` is 1, `CapEff` is zero and the uid is not 0; otherwise the strategy never
+//! runs and the run is `unavailable` ([`ContainerError::Preflight`]). The image holds no
+//! program but python3 and tini for a strategy to start (see [`crate::image`]).
 //!
 //! How a run ends, and the outcome it gets (the same `status`/`reason` as the wasm backend
 //! for the same limit):
@@ -65,7 +68,7 @@ use std::sync::OnceLock;
 use bollard::ClientVersion;
 
 use super::{Backend, BackendError, Execution, Job};
-use crate::image::ImageSpec;
+use crate::image::{ImageFacts, ImageSpec};
 use crate::policy::Policy;
 use crate::route::BackendKind;
 
@@ -134,6 +137,8 @@ pub struct ContainerBackend {
     image: Option<String>,
     docker_host: Option<String>,
     api_version: OnceLock<ClientVersion>,
+    /// The image's language level (from its labels), looked up on the first run.
+    python: tokio::sync::OnceCell<Option<String>>,
 }
 
 impl ContainerBackend {
@@ -179,7 +184,38 @@ impl ContainerBackend {
         let name = format!("stratbox-{}", random_hex());
         let spec = ContainerSpec::new(policy, &image, &name, job.data_dir)?;
         let engine = self.engine().await?;
-        run::run(&engine, &spec, job, policy).await
+        let python = self.python(&engine, &image).await?;
+        let mut execution = run::run(&engine, &spec, job, policy).await?;
+        execution.python = python;
+        Ok(execution)
+    }
+
+    /// The image's CPython language level (`3.13`), from the labels the image build
+    /// stores ([`crate::image::ImageFacts`]); `None` for an image without them. Looked up
+    /// once per backend; a missing image is [`ContainerError::ImageMissing`].
+    async fn python(&self, engine: &Engine, image: &str) -> Result<Option<String>, ContainerError> {
+        self.python
+            .get_or_try_init(|| async {
+                match engine.docker().inspect_image(image).await {
+                    Ok(found) => Ok(found
+                        .config
+                        .and_then(|config| config.labels)
+                        .and_then(|labels| ImageFacts::from_labels(&labels))
+                        .map(|facts| facts.python_level())),
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => Err(ContainerError::ImageMissing {
+                        image: image.to_owned(),
+                    }),
+                    Err(source) => Err(ContainerError::Api {
+                        action: format!("inspecting image {image}"),
+                        source,
+                    }),
+                }
+            })
+            .await
+            .cloned()
     }
 }
 

@@ -326,6 +326,8 @@ impl Raw {
             status,
             reason,
             message,
+            // Filled in by the backend, from the image's labels.
+            python: None,
             exit_code,
             stdout: text(stdout),
             stderr: text(stderr),

@@ -59,41 +59,53 @@ fn engine_hash(engine: &Engine) -> String {
     format!("{:016x}", hasher.finish())
 }
 
-/// The guest file and its content hash, read lazily.
+/// The guest file, its content hash and its interpreter's language level, read lazily.
 #[derive(Debug)]
 pub struct Guest {
     pub path: PathBuf,
     pub hash: String,
+    /// The CPython language level the guest carries (`3.14`), from the name of its
+    /// interpreter library (`libpython3.14.so`); `None` if the guest names none.
+    pub python: Option<String>,
     /// The guest's bytes, when they had to be read to hash them.
     bytes: Option<Vec<u8>>,
 }
 
 impl Guest {
-    /// Identifies the guest at `path`: by a remembered hash when its size, modification
-    /// time and inode are unchanged since it was last hashed, else by reading it.
+    /// Identifies the guest at `path`: by a remembered hash and language level when its
+    /// size, modification time and inode are unchanged since it was last read, else by
+    /// reading it.
     pub fn identify(path: &Path, cache_dir: &Path) -> std::io::Result<Self> {
         let meta = std::fs::metadata(path)?;
         let stamp_file = cache_dir
             .join("wasm")
             .join(format!("stamp-{}", stamp(path, &meta)));
-        if let Ok(hash) = std::fs::read_to_string(&stamp_file) {
-            let hash = hash.trim();
-            if hash.len() == 32 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Ok(text) = std::fs::read_to_string(&stamp_file) {
+            // `<hash> <python or ->`; a stamp without the second word predates it.
+            let mut words = text.split_whitespace();
+            if let (Some(hash), Some(python)) = (words.next(), words.next())
+                && hash.len() == 32
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            {
                 return Ok(Self {
                     path: path.to_owned(),
                     hash: hash.to_owned(),
+                    python: (python != "-").then(|| python.to_owned()),
                     bytes: None,
                 });
             }
         }
         let bytes = std::fs::read(path)?;
         let hash = guest_hash(&bytes);
+        let python = python_level(&bytes);
+        let line = format!("{hash} {}\n", python.as_deref().unwrap_or("-"));
         // Best effort: without the stamp the next start only reads the guest again.
         let _ = std::fs::create_dir_all(cache_dir.join("wasm"))
-            .and_then(|()| write_atomically(&cache_dir.join("wasm"), &stamp_file, hash.as_bytes()));
+            .and_then(|()| write_atomically(&cache_dir.join("wasm"), &stamp_file, line.as_bytes()));
         Ok(Self {
             path: path.to_owned(),
             hash,
+            python,
             bytes: Some(bytes),
         })
     }
@@ -111,6 +123,21 @@ impl Guest {
             }
         }
     }
+}
+
+/// The language level of the CPython a guest carries, from the name of the interpreter
+/// library componentize-py links into it (`libpython3.14.so` → `3.14`).
+pub fn python_level(guest: &[u8]) -> Option<String> {
+    const NAME: &[u8] = b"libpython3.";
+    let at = guest.windows(NAME.len()).position(|w| w == NAME)? + NAME.len();
+    let minor: String = guest[at..]
+        .iter()
+        .take(3)
+        .take_while(|b| b.is_ascii_digit())
+        .map(|b| char::from(*b))
+        .collect();
+    (!minor.is_empty() && guest[at + minor.len()..].starts_with(b".so"))
+        .then(|| format!("3.{minor}"))
 }
 
 /// A short hash of what identifies a file's version without reading it.
@@ -204,4 +231,20 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|err| err.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_level_is_read_from_the_interpreter_library_name() {
+        assert_eq!(
+            python_level(b"\0\x05libpython3.14.so:PyObject_Call\0").as_deref(),
+            Some("3.14")
+        );
+        assert_eq!(python_level(b"libpython3.so"), None);
+        assert_eq!(python_level(b"libpython3.14"), None);
+        assert_eq!(python_level(b"no interpreter here"), None);
+    }
 }

@@ -7,13 +7,17 @@
 //!
 //! What the guest can reach, by construction:
 //! - stdin: the job's input document; stdout and stderr: capped pipes;
-//! - files: nothing, except the job's data directory, read-only, at `/data`;
+//! - files: a read-only root holding only the job's data directory, read-only, at `/data`,
+//!   and the run's own scratch space at `/tmp`: in memory, capped at the policy's
+//!   `tmp-size`, counted against its memory limit and dropped with the run (see
+//!   [`scratch`]);
 //! - no environment variables, no arguments, no sockets, no name lookup, no processes;
 //! - clocks and random numbers from the host (read-only).
 
 mod cache;
 mod limiter;
 mod output;
+mod scratch;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,13 +35,14 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, Wasi
 
 use super::{Backend, BackendError, Execution, Job};
 use crate::outcome::{Reason, Status, Truncated, Usage};
-use crate::policy::{Metering, OutputOverflow, Policy};
+use crate::policy::{Metering, OutputOverflow, Policy, units};
 use crate::route::BackendKind;
 
 use cache::Guest;
 pub use cache::{CacheUse, WASMTIME_VERSION, default_cache_dir, guest_hash};
-use limiter::MemoryCap;
+use limiter::{MemoryBudget, MemoryCap};
 use output::CappedPipe;
+use scratch::{GuestFiles, Scratch};
 
 wasmtime::component::bindgen!({
     path: "wasm/wit",
@@ -123,11 +128,24 @@ pub fn default_guest_path() -> PathBuf {
         .join(GUEST_FILE_NAME)
 }
 
-/// The per-run host state: the WASI context and the memory cap.
+/// The per-run host state: the WASI context, the scratch space and the memory cap.
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    scratch: Scratch,
     memory: MemoryCap,
+}
+
+impl HostState {
+    fn files(&mut self) -> GuestFiles<'_> {
+        GuestFiles {
+            scratch: &mut self.scratch,
+            real: wasmtime_wasi::filesystem::WasiFilesystemCtxView {
+                ctx: self.wasi.filesystem(),
+                table: &mut self.table,
+            },
+        }
+    }
 }
 
 impl WasiView for HostState {
@@ -215,6 +233,12 @@ impl WasmBackend {
         &self.guest.hash
     }
 
+    /// The language level of the guest's CPython (`3.14`), read from the name of its
+    /// interpreter library; `None` if the guest names none.
+    pub fn python(&self) -> Option<&str> {
+        self.guest.python.as_deref()
+    }
+
     /// Compiles (or loads from the cache) the guest for `metering` now, rather than on
     /// the first run, and says how it was obtained.
     pub fn prepare(&self, metering: Metering) -> Result<CacheUse, WasmError> {
@@ -247,9 +271,11 @@ impl WasmBackend {
         })?;
         let (component, cache_use) = cache::load_or_compile(&engine, &self.guest, &self.cache_dir)?;
         let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|source| WasmError::Link {
-            source: boxed(source),
-        })?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| scratch::add_to_linker(&mut linker, HostState::files))
+            .map_err(|source| WasmError::Link {
+                source: boxed(source),
+            })?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(RunnerPre::new)
@@ -286,7 +312,8 @@ impl WasmBackend {
         let stderr = CappedPipe::new("stderr", cap(limits.stderr_bytes), kill);
 
         // Everything not granted here is denied: no environment, no arguments, no
-        // preopened directory but /data, no sockets and no name lookup.
+        // files but /data and the run's own /tmp (`scratch`), no sockets and no name
+        // lookup.
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdin(MemoryInputPipe::new(Bytes::copy_from_slice(job.input)))
             .stdout(stdout.clone())
@@ -301,10 +328,16 @@ impl WasmBackend {
                     source: boxed(source),
                 })?;
         }
+        let budget = Arc::new(MemoryBudget::new(limits.memory_bytes));
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            memory: MemoryCap::new(limits.memory_bytes),
+            scratch: Scratch::new(
+                limits.tmp_bytes,
+                Arc::clone(&budget),
+                job.data_dir.is_some(),
+            ),
+            memory: MemoryCap::new(budget),
         };
 
         let inventory = job
@@ -357,6 +390,7 @@ impl WasmBackend {
             memory_peak_bytes: memory.peak_bytes(),
         };
         let memory_refused = memory.refused();
+        let scratch_full = store.data().scratch.ran_out();
         let overflowed = stdout.overflowed() || stderr.overflowed();
         drop(store);
 
@@ -366,6 +400,7 @@ impl WasmBackend {
             status: Status::Ok,
             reason: None,
             message: None,
+            python: self.guest.python.clone(),
             exit_code: None,
             stdout: String::from_utf8_lossy(&out).into_owned(),
             stderr: String::from_utf8_lossy(&err).into_owned(),
@@ -417,6 +452,14 @@ impl WasmBackend {
                     )
                 }
             }
+        };
+        let message = match (status, message) {
+            (Status::Error, None) if scratch_full => Some(format!(
+                "/tmp reached its tmp-size of {}: writing past it fails with OSError \
+                 (errno EIO in the wasm guest, whose WASI adapter cannot report ENOSPC)",
+                units::format_size(limits.tmp_bytes)
+            )),
+            (_, message) => message,
         };
         execution.status = status;
         execution.reason = reason;

@@ -88,3 +88,22 @@ pub fn native_python(source: &str, input: &[u8]) -> String {
     assert!(output.status.success(), "native python3 failed");
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
+
+/// Fails loudly (never skips) when the Docker engine or the runtime image is missing.
+#[cfg(feature = "test-docker")]
+pub async fn ensure_image() {
+    use stratbox::backend::container::ContainerBackend;
+    use stratbox::image::{ImageSpec, ImageStatus};
+    let engine = ContainerBackend::new()
+        .engine()
+        .await
+        .unwrap_or_else(|err| panic!("the container tests need a Docker engine: {err}"));
+    let spec = ImageSpec::current();
+    match stratbox::image::status(engine.docker(), &spec).await {
+        Ok(ImageStatus::Current { .. }) => {}
+        other => panic!(
+            "the container tests need the runtime image {} (run `stratbox image build`): {other:?}",
+            spec.tag()
+        ),
+    }
+}
