@@ -79,6 +79,43 @@ async fn attribute_map_is_what_the_guest_generates() {
     );
 }
 
+/// The native half of the map: what the container image's CPython, numpy and pandas
+/// expose, generated in the image the container backend runs.
+#[cfg(feature = "test-docker")]
+#[tokio::test(flavor = "multi_thread")]
+async fn native_attribute_map_is_what_the_image_generates() {
+    crate::common::ensure_image().await;
+    let script = std::fs::read_to_string(root().join("wasm/exports.py")).expect("exports.py");
+    let policy = unvalidated(
+        "[limits]\nstdout = \"16MiB\"\nwall-time = \"300s\"\ncpu-time = \"300s\"\nmemory = \"2GiB\"\n",
+    );
+    let outcome = run_on(
+        BackendKind::Container,
+        &script,
+        &exports_request(&["numpy", "pandas"]),
+        None,
+        &policy,
+    )
+    .await;
+    assert_ended(&outcome, Status::Ok, None);
+    assert!(
+        outcome.stdout.starts_with("python\t3.13."),
+        "{}",
+        &outcome.stdout[..outcome.stdout.len().min(200)]
+    );
+    let path = root().join("src/validate/data/exports-native.tsv");
+    if std::env::var_os(BLESS).is_some() {
+        std::fs::write(&path, &outcome.stdout).expect("writes the map");
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).expect("the committed map");
+    assert!(
+        committed == outcome.stdout,
+        "src/validate/data/exports-native.tsv is not what the current image generates; \
+         rerun this test with {BLESS}=1 and review the diff"
+    );
+}
+
 /// CPython's inventory of `source`, computed by the runner's own function in the guest;
 /// `None` when CPython does not parse it.
 async fn cpython_inventory(source: &str) -> Option<Inventory> {
