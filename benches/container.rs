@@ -31,6 +31,7 @@ fn cold_run(c: &mut Criterion) {
         filename: "trivial.py",
         input: b"",
         data_dir: None,
+        inventory: None,
     };
     // One run first: it fails loudly if the engine or the image is missing.
     let first = runtime

@@ -82,11 +82,14 @@ fn runs(c: &mut Criterion) {
     for name in ["trivial", "stdlib"] {
         let path = workload(name);
         let source = std::fs::read_to_string(&path).expect("workload");
+        // As in a real run: the runner compares CPython's tree with the host's inventory.
+        let inventory = stratbox::validate::inventory_of(&source);
         let job = Job {
             source: &source,
             filename: "strategy.py",
             input: &input,
             data_dir: None,
+            inventory: inventory.as_ref(),
         };
         let mut group = c.benchmark_group(name);
         group.measurement_time(Duration::from_secs(5));

@@ -8,7 +8,7 @@ use crate::backend::{Backend, ContainerBackend, Execution, Job, WasmBackend, Was
 use crate::outcome::Outcome;
 use crate::policy::{Policy, units};
 use crate::route::{BackendKind, Route, route};
-use crate::validate::{RuleId, Violation, validate};
+use crate::validate::{Report, RuleId, Violation, validate};
 
 /// One strategy and what it is given.
 #[derive(Debug, Clone, Copy)]
@@ -104,21 +104,25 @@ impl Sandbox {
     /// Validates and routes a strategy without running it: the `check` subcommand.
     /// `Err` carries the violations that refuse it.
     pub fn check(&self, request: &Request<'_>, policy: &Policy) -> Result<Route, Vec<Violation>> {
-        plan(request, policy).map(|(_, route)| route)
+        plan(request, policy).map(|(_, route, _)| route)
     }
 
     /// Validates, routes and runs one strategy. Every ending, including "the sandbox could
     /// not run it", is an [`Outcome`].
     pub async fn run(&self, request: &Request<'_>, policy: &Policy) -> Outcome {
-        let (source, route) = match plan(request, policy) {
+        let (source, route, report) = match plan(request, policy) {
             Ok(planned) => planned,
             Err(violations) => return Outcome::rejected(&policy.name, violations),
         };
+        // The runner compares CPython's tree with what the validator saw; with the
+        // validator switched off there is nothing to compare, and the backends stand alone.
+        let inventory = policy.validator.enabled.then_some(&report.inventory);
         let job = Job {
             source,
             filename: request.filename,
             input: request.input,
             data_dir: request.data_dir,
+            inventory,
         };
         let executed = match route.backend {
             BackendKind::Wasm => match self.wasm() {
@@ -138,7 +142,12 @@ impl Sandbox {
 }
 
 /// Layer 1: the source checks before parsing, the validator's verdict, then the router's.
-fn plan<'a>(request: &Request<'a>, policy: &Policy) -> Result<(&'a str, Route), Vec<Violation>> {
+/// The source the backends run (without a byte order mark), its route, and the validator's
+/// report (whose inventory travels with the job).
+fn plan<'a>(
+    request: &Request<'a>,
+    policy: &Policy,
+) -> Result<(&'a str, Route, Report), Vec<Violation>> {
     let source = check_source(request.source, policy).map_err(|v| vec![v])?;
     // CPython skips a UTF-8 byte order mark in a file, but `compile()` of a str refuses
     // one: both backends get the source without it (the validator skips it too).
@@ -148,7 +157,8 @@ fn plan<'a>(request: &Request<'a>, policy: &Policy) -> Result<(&'a str, Route), 
     if !report.is_clean() {
         return Err(report.violations);
     }
-    Ok((source, route(&report, &rules, request.backend)?))
+    let route = route(&report, &rules, request.backend)?;
+    Ok((source, route, report))
 }
 
 /// An error and its sources, `outer: inner: innermost`.
@@ -201,6 +211,13 @@ fn check_source<'a>(source: &'a [u8], policy: &Policy) -> Result<&'a str, Violat
 }
 
 fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
+    if let Some(violation) = execution.mismatch {
+        return Outcome {
+            backend: Some(route.backend),
+            route: Some(route),
+            ..Outcome::rejected(&policy.name, vec![violation])
+        };
+    }
     let Execution {
         status,
         reason,
@@ -211,6 +228,7 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
         stderr,
         truncated,
         usage,
+        mismatch: _,
     } = execution;
     Outcome {
         status,

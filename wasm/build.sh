@@ -39,7 +39,8 @@ import sys
 names = []
 for line in open(sys.argv[1], encoding="utf-8"):
     entry = line.split("#", 1)[0].strip()
-    if entry:
+    # `!name` is refused and not carried; `name` and `-name` are carried.
+    if entry and not entry.startswith("!"):
         names.append(entry.lstrip("-"))
 with open(sys.argv[2], "w", encoding="utf-8") as out:
     out.write("# Generated from wasm/modules.txt by wasm/build.sh.\nMODULES = %r\n" % names)

@@ -10,10 +10,17 @@ The same file runs on both backends, so a strategy sees the same protocol everyw
   strategy and writes the ending as the last line of stderr, tagged with the nonce the host
   sent in the header.
 
+Before running, the runner parses the strategy with CPython's own ``ast`` and, when the host
+sent the inventory its validator saw (``src/validate/inventory.rs``), refuses to run a tree
+that names anything the host's parser did not see (:func:`mismatch`): the tree that is
+checked is the tree that runs, whatever the two parsers think of the source.
+
 The strategy gets a fresh ``__main__`` module, ``sys.argv == [filename]``, stdin holding the
 input document, and tracebacks that show its own file name and line numbers.
 """
 
+import ast
+import atexit
 import builtins
 import json
 import linecache
@@ -25,6 +32,84 @@ OK = "ok"
 EXCEPTION = "exception"
 EXIT = "exit"
 MEMORY = "memory"
+MISMATCH = "mismatch"
+
+#: The inventory's four sets, in the order a mismatch is looked for.
+INVENTORY_KINDS = ("imports", "names", "attributes", "calls")
+
+
+def _dotted(node):
+    """``"a.b.c"`` for a name or a chain of attributes on a name, else ``None``."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def inventory_items(tree):
+    """Every ``(kind, value, node)`` of CPython's tree, by the definition of
+    ``src/validate/inventory.rs``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield "imports", alias.name, node
+        elif isinstance(node, ast.ImportFrom):
+            yield "imports", "." * (node.level or 0) + (node.module or ""), node
+        elif isinstance(node, ast.Name):
+            yield "names", node.id, node
+        elif isinstance(node, ast.Attribute):
+            yield "attributes", node.attr, node
+        elif isinstance(node, ast.Call):
+            callee = _dotted(node.func)
+            if callee is not None:
+                yield "calls", callee, node
+
+
+def inventory(tree):
+    """The four sets of CPython's tree, as sorted lists (the host's JSON form)."""
+    found = {kind: set() for kind in INVENTORY_KINDS}
+    for kind, value, _node in inventory_items(tree):
+        found[kind].add(value)
+    return {kind: sorted(values) for kind, values in found.items()}
+
+
+def _lines(source):
+    """The source's lines as CPython numbers them (``\r\n``, ``\r`` and ``\n`` end a line,
+    nothing else)."""
+    return source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _column(source_lines, node):
+    """1-based column in characters (CPython's ``col_offset`` counts UTF-8 bytes)."""
+    line = getattr(node, "lineno", 1)
+    offset = getattr(node, "col_offset", 0)
+    if 0 < line <= len(source_lines):
+        return len(source_lines[line - 1].encode("utf-8")[:offset].decode("utf-8", "replace")) + 1
+    return offset + 1
+
+
+def mismatch(tree, source, host):
+    """The first item of CPython's tree that the host's inventory lacks, as the detail the
+    host turns into a ``parser-mismatch`` violation; ``None`` when the host saw it all."""
+    seen = {kind: set(host.get(kind, ())) for kind in INVENTORY_KINDS}
+    missing = [
+        (getattr(node, "lineno", 1), getattr(node, "col_offset", 0), kind, value, node)
+        for kind, value, node in inventory_items(tree)
+        if value not in seen[kind]
+    ]
+    if not missing:
+        return None
+    line, _offset, kind, value, node = min(missing, key=lambda item: item[:4])
+    return {
+        "line": line,
+        "col": _column(_lines(source), node),
+        "kind": kind,
+        "value": value,
+    }
 
 
 class _Exit:
@@ -95,15 +180,24 @@ def _flush():
             pass
 
 
-def execute(source, filename):
-    """Runs ``source`` as ``__main__``. Returns ``(ending, exit_code)``."""
+def execute(source, filename, host_inventory=None):
+    """Runs ``source`` as ``__main__``. Returns ``(ending, exit_code, detail)``; ``detail``
+    is the mismatch (see :func:`mismatch`) when the ending is ``mismatch``, else ``None``.
+
+    ``host_inventory`` is the inventory the host's validator computed (a dict of four
+    lists), or ``None`` when the validator is switched off: then nothing is compared."""
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     main = types.ModuleType("__main__")
     main.__dict__.update({"__file__": filename, "__builtins__": builtins})
     sys.modules["__main__"] = main
     sys.argv = [filename]
     try:
-        code = compile(source, filename, "exec", dont_inherit=True)
+        tree = compile(source, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        if host_inventory is not None:
+            detail = mismatch(tree, source, host_inventory)
+            if detail is not None:
+                return MISMATCH, 1, detail
+        code = compile(tree, filename, "exec", dont_inherit=True)
         exec(code, main.__dict__)
         ending, exit_code = OK, 0
     except SystemExit as exc:
@@ -113,7 +207,7 @@ def execute(source, filename):
         if not isinstance(exc, MemoryError) and not _is_size_overflow(exc):
             _print_exception(exc)
             _flush()
-            return EXCEPTION, 1
+            return EXCEPTION, 1, None
         # Printing may itself fail for want of memory; the ending is what matters.
         try:
             _print_exception(exc)
@@ -127,8 +221,20 @@ def execute(source, filename):
             ending, exit_code = MEMORY, 1
         else:
             ending, exit_code = EXCEPTION, 1
+    _run_atexit()
     _flush()
-    return ending, exit_code
+    return ending, exit_code, None
+
+
+def _run_atexit():
+    """Runs the strategy's ``atexit`` functions now, as CPython does at exit: the wasm
+    guest never finalises its interpreter, and the container's runner reports the ending
+    before the process exits, so both backends run them here, inside the same limits."""
+    try:
+        atexit._run_exitfuncs()
+    except BaseException:
+        # CPython prints and ignores exceptions of exit functions itself.
+        pass
 
 
 # --- container mode -------------------------------------------------------------------
@@ -228,8 +334,10 @@ def container_main():
     if problems:
         _report(nonce, "preflight", 125, "; ".join(problems))
         return 125
-    ending, exit_code = execute(source, header.get("filename", "strategy.py"))
-    _report(nonce, ending, exit_code)
+    ending, exit_code, detail = execute(
+        source, header.get("filename", "strategy.py"), header.get("inventory")
+    )
+    _report(nonce, ending, exit_code, json.dumps(detail) if detail else None)
     return exit_code
 
 

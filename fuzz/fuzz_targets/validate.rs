@@ -27,7 +27,7 @@ fn rules() -> ImportRules {
     let wasm = include_str!("../../wasm/modules.txt")
         .lines()
         .map(|line| line.split('#').next().unwrap_or("").trim())
-        .filter(|entry| !entry.is_empty() && !entry.starts_with('-'))
+        .filter(|entry| !entry.is_empty() && !entry.starts_with(['-', '!']))
         .map(str::to_owned)
         .collect();
     let native: BTreeSet<String> = ["numpy", "pandas", "scipy"]

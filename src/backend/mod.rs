@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::outcome::{Cause, Reason, Status, Truncated, Usage};
 use crate::policy::Policy;
 use crate::route::BackendKind;
+use crate::validate::{Inventory, RuleId, Violation};
 
 pub use container::{ContainerBackend, ContainerError};
 pub use wasm::{WasmBackend, WasmError};
@@ -25,6 +26,10 @@ pub struct Job<'a> {
     pub input: &'a [u8],
     /// A host directory granted read-only at `/data`, if any.
     pub data_dir: Option<&'a Path>,
+    /// What the host's validator saw in the source. The runner parses the source with
+    /// CPython's own `ast` and refuses to run it when CPython's tree names anything outside
+    /// this inventory (`parser-mismatch`). `None` (validator switched off) compares nothing.
+    pub inventory: Option<&'a Inventory>,
 }
 
 /// How a backend saw a run end: the backend-specific part of an [`Outcome`].
@@ -51,6 +56,57 @@ pub struct Execution {
     pub truncated: Truncated,
     /// What the run consumed.
     pub usage: Usage,
+    /// The runner refused to start the strategy: CPython's tree names what the host's
+    /// inventory lacks. The sandbox reports the run as `rejected` with this violation.
+    pub mismatch: Option<Violation>,
+}
+
+/// What the runner reports for a `mismatch` ending: `{"line", "col", "kind", "value"}`.
+#[derive(Debug, serde::Deserialize)]
+struct MismatchDetail {
+    line: u32,
+    col: u32,
+    kind: String,
+    value: String,
+}
+
+/// The `parser-mismatch` violation for the runner's detail (JSON, see `wasm/runner.py`).
+/// A detail that does not parse still refuses the run, with the raw text.
+pub(crate) fn mismatch_violation(detail: Option<&str>) -> Violation {
+    let parsed = detail.and_then(|d| serde_json::from_str::<MismatchDetail>(d).ok());
+    let hint = "the validator and CPython read this source differently; rewrite the \
+                construct in plain syntax";
+    match parsed {
+        Some(d) => Violation {
+            rule: RuleId::ParserMismatch,
+            line: d.line,
+            col: d.col,
+            message: format!(
+                "CPython's parser sees the {} `{}`, which the validator's parser did not see",
+                match d.kind.as_str() {
+                    "imports" => "import of",
+                    "names" => "name",
+                    "attributes" => "attribute",
+                    "calls" => "call of",
+                    _ => "item",
+                },
+                d.value
+            ),
+            text: d.value,
+            hint: hint.to_owned(),
+        },
+        None => Violation {
+            rule: RuleId::ParserMismatch,
+            line: 1,
+            col: 1,
+            text: String::new(),
+            message: format!(
+                "CPython's parser sees what the validator's parser did not see ({})",
+                detail.unwrap_or("no detail")
+            ),
+            hint: hint.to_owned(),
+        },
+    }
 }
 
 /// Something that can run a strategy under a policy.

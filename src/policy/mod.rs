@@ -33,7 +33,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use container::ContainerConfig;
-pub use modules::{GUEST_MODULES, GuestModule};
+pub use modules::{GUEST_MODULES, GuestModule, MODULES_TXT};
 
 use crate::validate::ValidatorConfig;
 

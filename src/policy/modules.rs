@@ -1,6 +1,7 @@
-//! The standard-library modules the wasm guest carries, read from `wasm/modules.txt`: the
-//! same file the guest build imports at pre-initialisation, so the allowlist and the
-//! snapshot cannot drift apart.
+//! The standard-library policy, read from `wasm/modules.txt`: the same file the guest build
+//! imports at pre-initialisation, so the allowlist and the snapshot cannot drift apart. Each
+//! entry is allowed (a strategy may import it), internal (the guest carries it, a strategy
+//! may not import it) or refused (not carried), with its reason.
 
 use std::sync::LazyLock;
 
@@ -11,8 +12,11 @@ pub struct GuestModule {
     pub name: &'static str,
     /// Why a strategy may have it (or why the guest needs it).
     pub reason: &'static str,
-    /// `false` for modules the guest needs internally but a strategy may not import.
+    /// `false` for modules the guest needs internally but a strategy may not import, and
+    /// for refused modules.
     pub importable: bool,
+    /// `false` for refused modules (`!name`): the guest does not carry them.
+    pub carried: bool,
 }
 
 /// The text of `wasm/modules.txt`, compiled in.
@@ -29,14 +33,18 @@ fn parse(text: &'static str) -> Vec<GuestModule> {
             if entry.is_empty() {
                 return None;
             }
-            let (name, importable) = match entry.strip_prefix('-') {
-                Some(name) => (name, false),
-                None => (entry, true),
+            let (name, importable, carried) = if let Some(name) = entry.strip_prefix('-') {
+                (name, false, true)
+            } else if let Some(name) = entry.strip_prefix('!') {
+                (name, false, false)
+            } else {
+                (entry, true, true)
             };
             Some(GuestModule {
                 name,
                 reason: reason.trim(),
                 importable,
+                carried,
             })
         })
         .collect()
@@ -50,6 +58,43 @@ mod tests {
     fn every_module_has_a_reason() {
         for module in GUEST_MODULES.iter() {
             assert!(!module.reason.is_empty(), "{} has no reason", module.name);
+        }
+    }
+
+    #[test]
+    fn every_module_is_listed_once() {
+        let mut seen = std::collections::BTreeSet::new();
+        for module in GUEST_MODULES.iter() {
+            assert!(seen.insert(module.name), "{} is listed twice", module.name);
+        }
+    }
+
+    #[test]
+    fn escape_modules_are_refused() {
+        for name in [
+            "os",
+            "subprocess",
+            "socket",
+            "ctypes",
+            "importlib",
+            "inspect",
+            "gc",
+            "pickle",
+            "marshal",
+            "code",
+            "codeop",
+            "multiprocessing",
+            "threading",
+            "signal",
+            "shutil",
+            "doctest",
+            "logging.config",
+        ] {
+            let module = GUEST_MODULES.iter().find(|m| m.name == name);
+            assert!(
+                module.is_some_and(|m| !m.importable),
+                "{name} must be listed as refused or internal, with its reason"
+            );
         }
     }
 
@@ -84,6 +129,26 @@ mod tests {
             "string",
             "textwrap",
             "io",
+            "logging",
+            "warnings",
+            "contextlib",
+            "base64",
+            "binascii",
+            "hashlib",
+            "hmac",
+            "pprint",
+            "reprlib",
+            "difflib",
+            "atexit",
+            "types",
+            "weakref",
+            "argparse",
+            "uuid",
+            "tempfile",
+            "pathlib",
+            "zoneinfo",
+            "graphlib",
+            "secrets",
         ] {
             assert!(
                 GUEST_MODULES.iter().any(|m| m.name == name && m.importable),

@@ -20,7 +20,7 @@
 //! | `nesting-limit` | a syntax tree deeper than [`MAX_NESTING`] |
 //! | `forbidden-import` | a module outside the allowlist, relative imports, `__import__` |
 //! | `star-import` | `from m import *` (the names it binds cannot be checked) |
-//! | `module-attribute` | private (`random._os`) or module-valued (`typing.sys`) attributes of modules |
+//! | `module-attribute` | private (`random._os`) attributes of modules, and any attribute chain from an allowed module that the generated attribute map ([`resolve`]) shows reaching a module that is not allowed, a forbidden builtin or a callable of a refused module (`re.enum.sys`, `pathlib.os`, `types.CodeType`), under any import alias |
 //! | `module-value` | a module used as a value (`m = io`), which would hide later attribute reads |
 //! | `forbidden-call` | builtins that reach outside the language, named or called; unchecked `getattr` and friends; `type` with 3 arguments; `open` with an opener; string-evaluating typing helpers |
 //! | `dunder-access` | reading or binding `__x__` attributes and names, frame/generator/traceback/code internals |
@@ -31,7 +31,10 @@
 //! | `match-args` | `__match_args__` that is not a tuple of string literals |
 //!
 //! The router adds `backend-mismatch`; the sandbox, before parsing, `source-size` (larger
-//! than `limits.source`) and `encoding` (not UTF-8).
+//! than `limits.source`) and `encoding` (not UTF-8); the runner, on either backend,
+//! `parser-mismatch`: CPython's own syntax tree names an import, a name, an attribute or a
+//! call target that is not in the [`Inventory`] the host's parser saw, so the tree that
+//! was checked is not the tree that would run (see [`inventory`]).
 //!
 //! # Decisions
 //!
@@ -76,6 +79,7 @@ mod check;
 mod format;
 pub mod inventory;
 mod render;
+pub mod resolve;
 pub mod rules;
 mod source;
 
@@ -211,6 +215,9 @@ pub enum RuleId {
     MatchArgs,
     /// The forced backend cannot run the strategy's imports.
     BackendMismatch,
+    /// CPython's syntax tree names something the host's inventory lacks (the runner
+    /// refuses to start the strategy).
+    ParserMismatch,
     /// The source is larger than the policy's `limits.source` (checked before parsing).
     SourceSize,
     /// The source is not valid UTF-8 (checked before parsing).
@@ -219,7 +226,7 @@ pub enum RuleId {
 
 impl RuleId {
     /// Every rule, in the order of the table in the module docs.
-    pub const ALL: [RuleId; 17] = [
+    pub const ALL: [RuleId; 18] = [
         RuleId::Syntax,
         RuleId::EncodingDeclaration,
         RuleId::NestingLimit,
@@ -235,6 +242,7 @@ impl RuleId {
         RuleId::StringAnnotation,
         RuleId::MatchArgs,
         RuleId::BackendMismatch,
+        RuleId::ParserMismatch,
         RuleId::SourceSize,
         RuleId::Encoding,
     ];
@@ -257,6 +265,7 @@ impl RuleId {
             RuleId::StringAnnotation => "string-annotation",
             RuleId::MatchArgs => "match-args",
             RuleId::BackendMismatch => "backend-mismatch",
+            RuleId::ParserMismatch => "parser-mismatch",
             RuleId::SourceSize => "source-size",
             RuleId::Encoding => "encoding",
         }
@@ -323,6 +332,13 @@ impl Report {
     pub fn is_clean(&self) -> bool {
         self.violations.is_empty()
     }
+}
+
+/// What the syntax tree of `source` names (the [`Report::inventory`] of a run), without
+/// checking it; `None` when it does not parse. For tests and benchmarks that build a job by
+/// hand.
+pub fn inventory_of(source: &str) -> Option<Inventory> {
+    check::inventory_of(source)
 }
 
 /// Parses and checks `source`. Never panics; a file that does not parse is one `syntax`

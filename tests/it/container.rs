@@ -879,6 +879,7 @@ async fn missing_image_is_unavailable_and_names_the_build_command() {
         filename: "s.py",
         input: b"",
         data_dir: None,
+        inventory: None,
     };
     let err = backend
         .run(&job, &policy)
@@ -901,6 +902,42 @@ async fn missing_image_is_unavailable_and_names_the_build_command() {
     );
     assert!(err.to_string().contains("stratbox image build"), "{err}");
     assert!(containers_of(&policy).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runner_refuses_what_the_host_did_not_see() {
+    ensure_image().await;
+    let policy = policy(&unique("ct-mismatch"), "", "");
+    let source = "import math\nprint(math.floor(2.5))\n";
+    let full = stratbox::validate::inventory_of(source).expect("parses");
+    let mut partial = full.clone();
+    partial.attributes.remove("floor");
+    let backend = ContainerBackend::new();
+    for (inventory, mismatch) in [(&full, false), (&partial, true)] {
+        let job = Job {
+            source,
+            filename: "s.py",
+            input: b"",
+            data_dir: None,
+            inventory: Some(inventory),
+        };
+        let ran = backend.run(&job, &policy).await.expect("the sandbox runs");
+        match ran.mismatch {
+            Some(violation) => {
+                assert!(mismatch, "{violation:?}");
+                assert_eq!(violation.rule, stratbox::validate::RuleId::ParserMismatch);
+                assert_eq!(
+                    (violation.text.as_str(), violation.line, violation.col),
+                    ("floor", 2, 7)
+                );
+                assert_eq!(ran.stdout, "", "nothing ran");
+            }
+            None => {
+                assert!(!mismatch, "the runner did not refuse");
+                assert_eq!(ran.stdout, "2\n");
+            }
+        }
+    }
 }
 
 // --- cleanup and concurrency -----------------------------------------------------------

@@ -8,6 +8,8 @@ mod cli;
 /// The container backend: confinement, limits, outcomes and cleanup against the real engine.
 #[cfg(feature = "test-docker")]
 mod container;
+/// Generated data against the interpreters; the host's inventory against CPython's.
+mod generated;
 /// Every honest fixture passes `check` and ends `ok`, with the same stdout, on every backend
 /// it routes to.
 #[cfg(feature = "test-docker")]

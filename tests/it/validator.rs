@@ -171,15 +171,126 @@ fn every_attack_family_is_covered() {
     for rule in RuleId::ALL {
         if matches!(
             rule,
-            RuleId::BackendMismatch | RuleId::SourceSize | RuleId::Encoding
+            RuleId::BackendMismatch
+                | RuleId::SourceSize
+                | RuleId::Encoding
+                | RuleId::ParserMismatch
         ) {
-            continue; // a router refusal (tested below) and the sandbox's checks before parsing (tests/it/cli.rs)
+            // A router refusal (tested below), the sandbox's checks before parsing
+            // (tests/it/cli.rs) and the runner's cross-check (tests/it/generated.rs).
+            continue;
         }
         assert!(
             seen.contains(rule.as_str()),
             "no attack fixture expects {rule}"
         );
     }
+}
+
+/// Every chain the attribute map knows to reach a refused module or an escape callable,
+/// from every allowed module (stdlib on the guest's CPython, numpy and pandas), is refused
+/// when written as code; every public function and class the map calls ordinary is not
+/// refused by the attribute rule.
+#[test]
+fn every_allowed_modules_exports_walk_through_the_resolver() {
+    use stratbox::validate::resolve::MAP;
+    let rules = rules();
+    let chains = MAP.refused_chains();
+    assert!(chains.len() >= 100, "only {} refused chains", chains.len());
+    let mut walked = 0;
+    for (chain, what) in &chains {
+        let parts: Vec<&str> = chain.split('.').collect();
+        if !parts.iter().all(|p| is_identifier(p)) {
+            continue; // a dict key that is not an identifier: no attribute syntax reaches it
+        }
+        // The longest prefix that is an importable module is the root.
+        let root = (1..=parts.len())
+            .rev()
+            .map(|n| parts[..n].join("."))
+            .find(|m| rules.classify(m) != stratbox::validate::ModuleClass::Forbidden)
+            .expect("chains start at an allowed module");
+        let source = format!(
+            "import {root}
+_ = {chain}
+"
+        );
+        let report = validate(&source, &rules, &ValidatorConfig::default());
+        assert!(
+            !report.violations.is_empty(),
+            "`{chain}` ({what}) is not refused"
+        );
+        walked += 1;
+    }
+    assert!(walked >= 100, "only {walked} chains walked");
+    assert!(
+        MAP.public.len() >= 500,
+        "only {} public names",
+        MAP.public.len()
+    );
+    for (module, name) in &MAP.public {
+        if stratbox::validate::rules::native_denied(&format!("{module}.{name}")).is_some() {
+            continue; // never allowed, whatever it is (pandas.read_pickle)
+        }
+        let source = format!(
+            "import {module}
+_ = {module}.{name}
+"
+        );
+        let report = validate(&source, &rules, &ValidatorConfig::default());
+        let refused: Vec<&Violation> = report
+            .violations
+            .iter()
+            .filter(|v| v.rule == RuleId::ModuleAttribute)
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "`{module}.{name}` is refused: {refused:#?}"
+        );
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+        && !matches!(
+            s,
+            "None"
+                | "True"
+                | "False"
+                | "class"
+                | "def"
+                | "import"
+                | "from"
+                | "lambda"
+                | "global"
+                | "in"
+                | "is"
+                | "not"
+                | "and"
+                | "or"
+                | "if"
+                | "else"
+                | "return"
+                | "pass"
+                | "with"
+                | "as"
+                | "yield"
+                | "del"
+                | "try"
+                | "except"
+                | "finally"
+                | "raise"
+                | "while"
+                | "for"
+                | "break"
+                | "continue"
+                | "assert"
+                | "async"
+                | "await"
+                | "nonlocal"
+                | "elif"
+        )
 }
 
 #[test]

@@ -139,11 +139,14 @@ async fn attach_and_run(
     let deadline = tokio::time::Instant::from_std(started + policy.limits.wall_time);
 
     let nonce = super::random_hex();
-    let header = serde_json::json!({
+    let mut header = serde_json::json!({
         "nonce": nonce,
         "source_len": job.source.len(),
         "filename": job.filename,
     });
+    if let Some(inventory) = job.inventory {
+        header["inventory"] = serde_json::json!(inventory);
+    }
     let feed = async move {
         let mut frame = header.to_string().into_bytes();
         frame.push(b'\n');
@@ -279,6 +282,7 @@ impl Raw {
             });
         }
         let overflowed = stdout_truncated || stderr_truncated;
+        let mut mismatch = None;
         let killed = |reason| (Status::Killed, Some(reason), None, None);
         let (status, reason, exit_code, message) = match (self.stop, &result) {
             (Stop::Deadline, _) => killed(Reason::Deadline),
@@ -288,6 +292,10 @@ impl Raw {
             (Stop::Exited, Some(r)) => match r.ending.as_str() {
                 "ok" => (Status::Ok, None, Some(r.exit_code), None),
                 "memory" => killed(Reason::Memory),
+                "mismatch" => {
+                    mismatch = Some(super::super::mismatch_violation(r.detail.as_deref()));
+                    (Status::Error, None, Some(r.exit_code), None)
+                }
                 // "exception", "exit", and anything a newer runner may add.
                 _ => (Status::Error, None, Some(r.exit_code), None),
             },
@@ -341,6 +349,7 @@ impl Raw {
                 fuel: 0,
                 memory_peak_bytes: 0,
             },
+            mismatch,
         })
     }
 }

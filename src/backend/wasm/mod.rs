@@ -447,6 +447,14 @@ impl WasmBackend {
             memory: MemoryCap::new(budget),
         };
 
+        let inventory = job
+            .inventory
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|source| WasmError::Runtime {
+                source: source.into(),
+            })?;
+
         let mut store = Store::new(&compiled.engine, state);
         store.limiter(|state| &mut state.memory);
         if limits.metering == Metering::Fuel {
@@ -471,7 +479,9 @@ impl WasmBackend {
         // epoch check alone cannot reach.
         let result = tokio::time::timeout_at(deadline.into(), async {
             let runner = compiled.pre.instantiate_async(&mut store).await?;
-            runner.call_run(&mut store, job.source, job.filename).await
+            runner
+                .call_run(&mut store, job.source, job.filename, inventory.as_deref())
+                .await
         })
         .await;
         let wall = started.elapsed();
@@ -506,6 +516,7 @@ impl WasmBackend {
                 stderr: err_cut,
             },
             usage,
+            mismatch: None,
         };
         let killed = |reason| (Status::Killed, Some(reason), None, None);
         let (status, reason, exit_code, message) = match result {
@@ -516,6 +527,11 @@ impl WasmBackend {
                     (Status::Error, None, Some(finished.exit_code), None)
                 }
                 Ending::Memory => killed(Reason::Memory),
+                Ending::Mismatch => {
+                    execution.mismatch =
+                        Some(super::mismatch_violation(finished.detail.as_deref()));
+                    (Status::Error, None, Some(finished.exit_code), None)
+                }
             },
             Ok(Err(error)) => {
                 if kill && overflowed {

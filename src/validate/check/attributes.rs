@@ -1,7 +1,11 @@
 //! Attribute chains: attributes of modules (and the sinks among them), dunder and internal
 //! attributes of objects.
 
+use std::borrow::Cow;
+
 use ruff_python_ast::{self as ast, Expr, ExprContext};
+
+use super::super::resolve::{MAP, Step};
 
 use super::{Checker, ModuleClass, RuleId, Use, end, is_private, norm, rules, start};
 
@@ -14,6 +18,26 @@ impl Checker<'_> {
             return;
         }
         self.expr_as(&x.value, Use::Receiver);
+        // A chain through objects a module holds (`logging.root.manager`): refused at the
+        // step where the attribute map first reaches something refused (earlier steps are
+        // reported on the inner expression).
+        let mut attrs = Vec::new();
+        if let Some(root) = self.chain_of(&x.value, &mut attrs) {
+            attrs.push(name.clone());
+            let steps: Vec<&str> = attrs.iter().map(|a| &**a).collect();
+            if let Some((at, what)) = MAP.chain(&root, &steps)
+                && at + 1 == steps.len()
+            {
+                self.push(
+                    RuleId::ModuleAttribute,
+                    attr_start,
+                    attr_end,
+                    format!("`{root}.{}` is {what}", steps.join(".")),
+                    "use only the public functions and classes of allowed modules",
+                );
+                return;
+            }
+        }
         if rules::is_dunder(&name) {
             let via_super = matches!(&*x.value, Expr::Call(c)
                 if matches!(&*c.func, Expr::Name(n) if norm(&n.id) == "super"));
@@ -83,7 +107,9 @@ impl Checker<'_> {
             Some(format!(
                 "`{qualified}` is private to `{module}` (private module names can be other modules, like random._os)"
             ))
-        } else if self.is_leaked_module(name)
+        } else if let Some(what) = self.resolved_refusal(module, name) {
+            Some(format!("`{qualified}` is {what}"))
+        } else if !MAP.covers(module) && self.is_leaked_module(name)
             || rules::is_stdlib_submodule(&qualified)
                 && self.rules.classify(&qualified) == ModuleClass::Forbidden
         {
@@ -129,8 +155,56 @@ impl Checker<'_> {
             Expr::Name(n) => self.modules.get(&*norm(&n.id)).cloned(),
             Expr::Attribute(a) => {
                 let base = self.module_of(&a.value)?;
-                let qualified = format!("{base}.{}", norm(&a.attr));
-                self.is_known_module(&qualified).then_some(qualified)
+                let attr = norm(&a.attr);
+                let qualified = format!("{base}.{attr}");
+                if self.is_known_module(&qualified) {
+                    return Some(qualified);
+                }
+                // A module another module holds (`re.enum`) is that module, so every rule
+                // on modules applies to it; a module that is not allowed is refused by
+                // `module_attribute` and not followed.
+                match MAP.module_attribute(&base, &attr) {
+                    Step::Module(m) if self.rules.classify(m) != ModuleClass::Forbidden => {
+                        Some(m.to_owned())
+                    }
+                    Step::Module(_) | Step::Ordinary | Step::Object(_) | Step::Refused(_) => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// What the attribute map says of `module.name` when it is refused: a module that is
+    /// not allowed (also one this policy narrows away), or a callable with escape power.
+    pub(super) fn resolved_refusal(&self, module: &str, name: &str) -> Option<String> {
+        match MAP.module_attribute(module, name) {
+            Step::Refused(what) => Some(what.to_owned()),
+            Step::Module(m) if self.rules.classify(m) == ModuleClass::Forbidden => {
+                Some(format!("the module `{m}`, which is not allowed"))
+            }
+            Step::Module(_) | Step::Object(_) | Step::Ordinary => None,
+        }
+    }
+
+    /// The root module and attribute names of a chain `m.a.b` whose root is a module name
+    /// or an object imported from a module (`from logging import root as r`: `r.a` is
+    /// `logging.root.a`).
+    fn chain_of<'e>(&self, e: &'e Expr, attrs: &mut Vec<Cow<'e, str>>) -> Option<String> {
+        match e {
+            Expr::Name(n) => {
+                let name = norm(&n.id);
+                if let Some(module) = self.modules.get(&*name) {
+                    return Some(module.clone());
+                }
+                let qualified = self.objects.get(&*name)?;
+                let (module, object) = qualified.rsplit_once('.')?;
+                attrs.push(Cow::Owned(object.to_owned()));
+                Some(module.to_owned())
+            }
+            Expr::Attribute(a) => {
+                let root = self.chain_of(&a.value, attrs)?;
+                attrs.push(norm(&a.attr));
+                Some(root)
             }
             _ => None,
         }

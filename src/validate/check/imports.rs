@@ -3,6 +3,7 @@
 use ruff_python_ast::statement_visitor::{StatementVisitor, walk_stmt};
 use ruff_python_ast::{self as ast, Expr, Stmt};
 
+use super::super::resolve::{MAP, Step};
 use super::{Checker, Import, ModuleClass, RuleId, end, is_private, norm, rules, start};
 
 /// Every import statement and every function definition, at any depth.
@@ -61,6 +62,9 @@ impl Checker<'_> {
                         let local = norm(alias.asname.as_ref().unwrap_or(&alias.name)).into_owned();
                         if self.is_known_module(&qualified) {
                             self.modules.insert(local, qualified);
+                        } else if let Step::Module(m) = MAP.module_attribute(&module, &name) {
+                            // `from re import enum as e`: `e` is the module `enum`.
+                            self.modules.insert(local, m.to_owned());
                         } else {
                             self.objects.insert(local, qualified);
                         }
@@ -209,6 +213,18 @@ impl Checker<'_> {
                     format!("`{qualified}` is private to `{module}` (private names of modules can be other modules, like random._os)"),
                     "import only public names",
                 );
+            } else if let Some(what) = rules::sink(&qualified)
+                .is_none()
+                .then(|| self.resolved_refusal(&module, &name))
+                .flatten()
+            {
+                self.push(
+                    RuleId::ModuleAttribute,
+                    from,
+                    to,
+                    format!("`{qualified}` is {what}"),
+                    "import only the functions and classes of allowed modules",
+                );
             } else if self.is_leaked_module(&name) {
                 self.push(
                     RuleId::ModuleAttribute,
@@ -228,7 +244,7 @@ impl Checker<'_> {
     /// refused when the module itself is not allowed, and when only some of its attributes
     /// are (the checks on `sys.x` do not follow an alias such as `typing.sys`).
     pub(super) fn is_leaked_module(&self, name: &str) -> bool {
-        rules::is_stdlib_module(name)
+        MAP.is_stdlib_module(name)
             && (self.rules.classify(name) == ModuleClass::Forbidden
                 || rules::module_attribute_allowed(name, "").is_some())
     }

@@ -137,6 +137,16 @@ pub fn run(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Rep
     }
 }
 
+/// The inventory of `source` alone (no checks), `None` when it does not parse.
+pub(super) fn inventory_of(source: &str) -> Option<Inventory> {
+    if source.contains('\0') {
+        return None;
+    }
+    parse::module(source)
+        .ok()
+        .map(|module| collect::inventory(&module.body))
+}
+
 struct Checker<'a> {
     lines: &'a Lines<'a>,
     rules: &'a ImportRules,
