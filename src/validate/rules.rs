@@ -189,6 +189,34 @@ pub const ALLOWED_DUNDER_ATTRS: &[(&str, &str)] = &[
         "__doc__",
         "a str or None; stores to it are refused, so it holds no smuggled object",
     ),
+    (
+        "__notes__",
+        "an exception's list of note strings (PEP 678, `add_note`)",
+    ),
+    (
+        "__cause__",
+        "the exception a `raise ... from` chained, which `except ... as e` could catch anyway; its own dunders stay refused",
+    ),
+    (
+        "__context__",
+        "the exception being handled when this one was raised; as `__cause__`",
+    ),
+    (
+        "__required_keys__",
+        "a TypedDict's frozenset of required key names",
+    ),
+    (
+        "__optional_keys__",
+        "a TypedDict's frozenset of optional key names",
+    ),
+    (
+        "__value__",
+        "the value of a `type X = ...` alias: a type the strategy itself wrote",
+    ),
+    (
+        "__wrapped__",
+        "the function a decorator wrapped (`functools.wraps`): a function the code could call anyway; its `__globals__`, `__code__` and other dunders stay refused",
+    ),
 ];
 
 /// Dunder methods a class may reach on `super()` (or `super(Cls, self)`): delegating to

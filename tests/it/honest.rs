@@ -93,6 +93,12 @@ fn fixtures() -> Vec<Fixture> {
         .expect("the honest fixture directory exists")
         .map(|entry| entry.expect("readable entry").path())
         .filter(|path| path.extension().is_some_and(|ext| ext == "py"))
+        .filter(|path| {
+            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+            !crate::common::KNOWN_REFUSALS
+                .iter()
+                .any(|(known, _)| *known == file)
+        })
         .collect();
     paths.sort();
     paths
