@@ -49,13 +49,16 @@ fn assert_valid(validator: &jsonschema::Validator, instance: &serde_json::Value,
     );
 }
 
+/// A status, the source that ends with it, extra arguments and environment variables.
+type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+
 #[test]
 fn real_outcomes_of_every_status_match_the_printed_schema() {
     let validator = printed_schema("outcome");
     let dir = tempfile::tempdir().expect("temp dir");
     let missing_guest = dir.path().join("no-such-guest.wasm");
     let missing_guest = missing_guest.to_str().expect("UTF-8 temp path");
-    let cases: [(&str, &str, &[&str], &[(&str, &str)]); 5] = [
+    let cases: [Case; 5] = [
         ("ok", "print('hello')", &[], &[]),
         ("error", "raise ValueError('no')", &[], &[]),
         ("rejected", "import socket\nprint(1)", &[], &[]),
