@@ -42,6 +42,7 @@ pub mod bench;
 pub mod image;
 pub mod outcome;
 pub mod policy;
+pub mod request;
 pub mod route;
 mod sandbox;
 pub mod validate;

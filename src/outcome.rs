@@ -4,6 +4,7 @@
 //! means the sandbox itself could not do its job (and the CLI reports that as an
 //! `unavailable` outcome).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::route::{BackendKind, Route};
@@ -14,7 +15,7 @@ use crate::validate::Violation;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Status {
@@ -55,7 +56,7 @@ impl Status {
 }
 
 /// Which limit stopped a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Reason {
@@ -92,7 +93,7 @@ impl Reason {
 
 /// Which part of the sandbox could not run a strategy: the `cause` of an `unavailable`
 /// outcome, serialised as a stable kebab-case string (`"engine-unreachable"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Cause {
@@ -153,7 +154,7 @@ impl std::fmt::Display for Cause {
 }
 
 /// Whether each stream was cut at its cap.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Truncated {
     /// stdout was cut.
     pub stdout: bool,
@@ -162,7 +163,7 @@ pub struct Truncated {
 }
 
 /// What a run consumed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Usage {
     /// Wall time of the run itself, in milliseconds (validation excluded).
     pub wall_ms: f64,
@@ -174,7 +175,7 @@ pub struct Usage {
 }
 
 /// The account of one run. Serialised as the `--json` output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {
     /// How the run ended.
     pub status: Status,

@@ -8,7 +8,9 @@
 use crate::validate::{self, Import, ImportRules, ModuleClass, RuleId, Violation};
 
 /// The backend a strategy runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// CPython on WASI, in-process.
@@ -34,7 +36,9 @@ impl std::fmt::Display for BackendKind {
 }
 
 /// The routing decision and its reason.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Route {
     /// Where it runs.
     pub backend: BackendKind,

@@ -5,6 +5,7 @@ mod check;
 mod doctor;
 mod image;
 mod run;
+mod schema;
 mod source;
 
 use std::path::PathBuf;
@@ -34,6 +35,8 @@ enum Command {
     /// Measure what isolation costs: fixed workloads through every mode, beside native
     /// python3.
     Bench(BenchArgs),
+    /// Print the JSON Schema of what stratbox writes (`outcome`) or reads (`request`).
+    Schema(SchemaArgs),
 }
 
 /// Which backend runs the strategy.
@@ -163,6 +166,22 @@ pub struct BenchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which document's schema to print.
+    #[arg(value_enum)]
+    document: SchemaDocument,
+}
+
+/// A document whose JSON Schema `stratbox schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaDocument {
+    /// The outcome of a run (`run --json`, batch and serve responses).
+    Outcome,
+    /// A batch/serve request.
+    Request,
+}
+
+#[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print the report as JSON.
     #[arg(long)]
@@ -186,6 +205,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Doctor(args) => doctor::run(args),
         Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Schema(args) => schema::run(args),
     }
 }
 

@@ -181,7 +181,17 @@ impl Default for ValidatorConfig {
 
 /// A rule's stable id; serialises as the kebab-case id (`forbidden-import`).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleId {
@@ -284,7 +294,9 @@ impl std::fmt::Display for RuleId {
 }
 
 /// One refusal, pointing at the offending source.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Violation {
     /// The rule that refused it.
     pub rule: RuleId,

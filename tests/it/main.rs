@@ -17,6 +17,8 @@ mod honest;
 /// The same limits on both backends end with the same status and reason.
 #[cfg(feature = "test-docker")]
 mod parity;
+/// The JSON Schemas `stratbox schema` prints match real outcomes and requests.
+mod schema;
 /// The wasm guest's file system: its own in-memory /tmp, a read-only /data, nothing else.
 mod scratch;
 /// The AST validator and the router: fixtures, rules, NFKC, routing, diagnostics.

@@ -10,7 +10,7 @@
 //! - files: a read-only root holding only the job's data directory, read-only, at `/data`,
 //!   and the run's own scratch space at `/tmp`: in memory, capped at the policy's
 //!   `tmp-size`, counted against its memory limit and dropped with the run (see
-//!   [`scratch`]);
+//!   `scratch`);
 //! - no environment variables, no arguments, no sockets, no name lookup, no processes;
 //! - clocks and random numbers from the host (read-only).
 
