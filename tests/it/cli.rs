@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use crate::common::root;
+use crate::common::{json, root};
 
 fn stratbox(args: &[&str]) -> Output {
     stratbox_with_stdin(args, b"")
@@ -24,16 +24,6 @@ fn stratbox_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     let _ = pipe.write_all(stdin);
     drop(pipe);
     child.wait_with_output().expect("stratbox exits")
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 fn stderr(output: &Output) -> String {

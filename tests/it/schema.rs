@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-use crate::common::root;
+use crate::common::{json, root};
 
 fn stratbox(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_stratbox"))
@@ -11,16 +11,6 @@ fn stratbox(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .current_dir(root())
         .output()
         .expect("stratbox runs")
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
 }
 
 /// The schema `stratbox schema DOCUMENT` prints, compiled.

@@ -126,3 +126,14 @@ pub const KNOWN_REFUSALS: &[(&str, &str)] = &[
     // `memoryview`: CPython's buffer protocol has a history of memory-safety bugs.
     ("struct_binary_bars.py", "forbidden-call"),
 ];
+
+/// A command's stdout as the one JSON object it must be; the panic shows both streams.
+pub fn json(output: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
