@@ -109,7 +109,27 @@ impl Sandbox {
 
     /// Validates, routes and runs one strategy. Every ending, including "the sandbox could
     /// not run it", is an [`Outcome`].
+    ///
+    /// Emits one `info` event per run (target `stratbox::sandbox`, message `run finished`)
+    /// with the backend, status, reason or cause, the run's own wall time (`wall_ms`) and
+    /// the time from request to outcome (`total_ms`).
     pub async fn run(&self, request: &Request<'_>, policy: &Policy) -> Outcome {
+        let started = std::time::Instant::now();
+        let outcome = self.run_unlogged(request, policy).await;
+        tracing::info!(
+            file = request.filename,
+            backend = outcome.backend.map_or("none", BackendKind::as_str),
+            status = outcome.status.as_str(),
+            reason = outcome.reason.map(crate::outcome::Reason::as_str),
+            cause = outcome.cause.map(crate::outcome::Cause::as_str),
+            wall_ms = outcome.usage.wall_ms,
+            total_ms = started.elapsed().as_secs_f64() * 1e3,
+            "run finished"
+        );
+        outcome
+    }
+
+    async fn run_unlogged(&self, request: &Request<'_>, policy: &Policy) -> Outcome {
         let (source, route, report) = match plan(request, policy) {
             Ok(planned) => planned,
             Err(violations) => return Outcome::rejected(&policy.name, violations),

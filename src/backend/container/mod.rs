@@ -213,6 +213,11 @@ impl ContainerBackend {
             return Engine::with_version(host, version);
         }
         let engine = Engine::connect(host).await?;
+        tracing::debug!(
+            host = engine.host(),
+            api = %engine.api_version(),
+            "connected to the container engine"
+        );
         let _ = self.api_version.set(*engine.api_version());
         Ok(engine)
     }
@@ -235,7 +240,9 @@ impl ContainerBackend {
     async fn python(&self, engine: &Engine, image: &str) -> Result<Option<String>, ContainerError> {
         self.python
             .get_or_try_init(|| async {
-                match engine.docker().inspect_image(image).await {
+                let found = engine.docker().inspect_image(image).await;
+                tracing::debug!(image, present = found.is_ok(), "image checked");
+                match found {
                     Ok(found) => Ok(found
                         .config
                         .and_then(|config| config.labels)

@@ -80,9 +80,19 @@ pub(super) async fn run(
         }
         Err(source) => return Err(api("creating", &spec.name)(source)),
     }
+    tracing::debug!(
+        container = spec.name.as_str(),
+        image = spec.image.as_str(),
+        "container created"
+    );
     let guard = ContainerGuard::new(engine.clone(), spec.name.clone());
     let result = attach_and_run(engine, spec, job, policy).await;
     let removed = guard.remove().await;
+    tracing::debug!(
+        container = spec.name.as_str(),
+        removed = removed.is_ok(),
+        "container removed"
+    );
     let execution = result?;
     removed.map_err(api("removing", &spec.name))?;
     execution.into_execution()

@@ -14,9 +14,9 @@
 //!   only if that open file is a regular file owned by the current user and writable by
 //!   nobody else;
 //! - the entry carries its own checksum (a trailer), and the bytes that are checksummed
-//!   are the very bytes handed to wasmtime: the file is copied once into a sealed memory
-//!   file (no one can change it after sealing), checked there, and wasmtime maps that same
-//!   sealed copy, so nothing can change between check and load.
+//!   are the very bytes handed to wasmtime: the one open file is mapped, checked through
+//!   that mapping, and handed to wasmtime as that open file, never re-opened by name (see
+//!   `load_entry` for who could still change it, and why that is no weakness).
 //!
 //! An entry is named after everything that could make it stale: the guest's content hash,
 //! the wasmtime version and a hash of the engine's settings (fuel, epochs, target). An
@@ -28,10 +28,11 @@
 //! size, modification time and inode, and recomputed when any of them changes.
 
 use std::hash::{Hash, Hasher};
-use std::io::{Read as _, Seek as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -356,6 +357,7 @@ impl Guest {
         }
         let bytes: Arc<[u8]> = std::fs::read(path)?.into();
         let hash = guest_hash(&bytes);
+        tracing::debug!(guest = %path.display(), %hash, "guest read and hashed (no stamp)");
         let python = python_level(&bytes);
         if let (Cache::Trusted(dir), Some(stamp_file)) = (cache, &stamp_file) {
             let line = format!("{hash} {}\n", python.as_deref().unwrap_or("-"));
@@ -433,7 +435,15 @@ pub fn load_or_compile(
     let dir = match cache {
         Cache::Trusted(dir) => dir,
         Cache::Refused(refusal) => {
-            return Ok((compile(engine, guest)?, CacheUse::Uncached(refusal.clone())));
+            match refusal {
+                CacheRefusal::Disabled => tracing::debug!("no cache: compiling the guest"),
+                _ => tracing::warn!(
+                    %refusal,
+                    "compiled-guest cache not used: compiling the guest in memory"
+                ),
+            }
+            let component = compile(engine, guest)?;
+            return Ok((component, CacheUse::Uncached(refusal.clone())));
         }
     };
     let entry = dir.join(format!(
@@ -441,15 +451,35 @@ pub fn load_or_compile(
         &guest.hash[..16],
         engine_hash(engine)
     ));
+    let started = Instant::now();
     let replaced = match load_entry(engine, &entry) {
-        Ok(Some(component)) => return Ok((component, CacheUse::Hit)),
-        Ok(None) => None,
-        Err(refusal) => Some(refusal),
+        Ok(Some(component)) => {
+            tracing::debug!(
+                entry = %entry.display(),
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "cache hit: compiled guest loaded"
+            );
+            return Ok((component, CacheUse::Hit));
+        }
+        Ok(None) => {
+            tracing::info!(entry = %entry.display(), "cache miss: compiling the guest");
+            None
+        }
+        Err(refusal) => {
+            tracing::warn!(%refusal, "cache entry refused: compiling the guest again");
+            Some(refusal)
+        }
     };
     let component = compile(engine, guest)?;
     let cache_use = match store_entry(&component, dir, &entry) {
-        Ok(()) => CacheUse::Compiled { replaced },
-        Err(refusal) => CacheUse::Uncached(refusal),
+        Ok(()) => {
+            tracing::debug!(entry = %entry.display(), "cache entry written");
+            CacheUse::Compiled { replaced }
+        }
+        Err(refusal) => {
+            tracing::warn!(%refusal, "cache entry not written: the next start compiles again");
+            CacheUse::Uncached(refusal)
+        }
     };
     Ok((component, cache_use))
 }
@@ -463,94 +493,85 @@ fn compile(engine: &Engine, guest: &Guest) -> Result<Component, WasmError> {
             path: guest.display(),
         });
     }
-    Component::new(engine, &bytes).map_err(|source| WasmError::Compile {
+    let started = Instant::now();
+    let component = Component::new(engine, &bytes).map_err(|source| WasmError::Compile {
         path: guest.display(),
         source: source.into(),
-    })
+    })?;
+    tracing::info!(
+        guest = %guest.display().display(),
+        ms = started.elapsed().as_secs_f64() * 1e3,
+        "guest compiled"
+    );
+    Ok(component)
 }
 
 /// The entry at `path`: `Ok(None)` when there is none, `Err` when one exists but is
 /// refused (then it is replaced).
 ///
-/// The entry is opened once ([`open_owned`]) and copied into a sealed memory file: after
-/// `F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW` nobody, not even this process, can change
-/// its bytes. The checksum is computed over the sealed copy, and wasmtime maps that same
-/// copy (through `/proc/self/fd`), so the code that runs is the code that was checked, and
-/// wasmtime still maps it lazily instead of copying 40 MiB on every start.
+/// The entry is opened once ([`open_owned`]: no links followed, a regular file of the
+/// current user that nobody else may write), mapped read-only through that descriptor,
+/// and its checksum trailer is checked over the mapping; wasmtime then maps the same open
+/// file (through `/proc/self/fd`, which names the open file, not a path in the cache
+/// directory), so a rename or a planted file after the checks changes nothing. Nothing is
+/// copied: a warm start reads the entry once to hash it (XXH3, a few milliseconds for the
+/// 44 MB guest) and wasmtime faults in only the pages a run touches.
+///
+/// Who could change the file between the check and the load, or while it is mapped? Only
+/// the current user and root: the descriptor is of a file the user owns, that group and
+/// others may not write, in a directory chain only the user (or root) controls, and
+/// stratbox itself never writes into an existing entry (it writes a new file and renames
+/// it over the old one, which leaves an open file untouched). Anyone who can act as the
+/// user can already plant an entry with a valid checksum, or change the stratbox binary
+/// itself, so the checksum guards against damage (a truncated or corrupted file), not
+/// against them; guarding the bytes against the user (a sealed copy) cost 0.1 s per start.
 fn load_entry(engine: &Engine, path: &Path) -> Result<Option<Component>, CacheRefusal> {
-    let Some(mut file) = open_owned(path)? else {
+    let Some(file) = open_owned(path)? else {
         return Ok(None);
     };
     let io = |err: std::io::Error| CacheRefusal::io(path, err);
-    let sealed = sealed_copy(&mut file).map_err(io)?;
-    let mut copy = std::fs::File::from(sealed);
-    let len = copy.metadata().map_err(io)?.len();
-    let payload_len =
-        len.checked_sub(TRAILER_BYTES as u64)
-            .ok_or_else(|| CacheRefusal::Corrupt {
-                path: path.to_owned(),
-            })?;
-    let mut hasher = Xxh3::new();
-    let mut trailer = Vec::with_capacity(TRAILER_BYTES);
-    let mut buffer = vec![0u8; 1 << 20];
-    let mut offset = 0u64;
-    copy.rewind().map_err(io)?;
-    loop {
-        let read = copy.read(&mut buffer).map_err(io)?;
-        if read == 0 {
-            break;
-        }
-        let chunk = &buffer[..read];
-        let in_payload =
-            usize::try_from(payload_len.saturating_sub(offset).min(read as u64)).unwrap_or(read);
-        hasher.update(&chunk[..in_payload]);
-        trailer.extend_from_slice(&chunk[in_payload..]);
-        offset += read as u64;
-    }
-    if offset != len || hasher.digest128().to_le_bytes() != trailer.as_slice() {
+    #[allow(unsafe_code)]
+    // SAFETY: a mapped file that changes or shrinks while mapped is undefined behaviour
+    // for the slice below. The file is the current user's own, not writable by group or
+    // others, and stratbox never modifies an entry in place (see above); only the user or
+    // root could change it, and both can already run any code as the user.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+    let payload = map
+        .len()
+        .checked_sub(TRAILER_BYTES)
+        .ok_or_else(|| CacheRefusal::Corrupt {
+            path: path.to_owned(),
+        })?;
+    let (object, trailer) = map.split_at(payload);
+    if xxh3_128(object).to_le_bytes() != trailer {
         return Err(CacheRefusal::Corrupt {
             path: path.to_owned(),
         });
     }
-    // wasmtime maps the whole file; the trailer after the serialised object is ignored by
-    // its parser (the object's own headers give every section's extent).
     let fd_path = PathBuf::from(format!(
         "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&copy)
+        std::os::fd::AsRawFd::as_raw_fd(&file)
     ));
     #[allow(unsafe_code)]
-    // SAFETY: `deserialize_file` requires a file produced by `Component::serialize` of a
-    // compatible engine that stays unchanged while the component lives (wasmtime itself
-    // rejects other versions and settings with an error). The file mapped here is the
-    // sealed memory copy made above: it cannot be written, shrunk or grown by anyone, and
-    // it stays open (wasmtime keeps its own descriptor) for as long as the mapping lives.
-    // Its bytes are exactly those checksummed above, copied from an entry that was opened
-    // without following links and is a regular file of the current user that nobody else
-    // may write, in a directory chain only the user (or root) controls; so a truncated,
-    // corrupt or planted file is never mapped as code.
-    let loaded = unsafe { Component::deserialize_file(engine, &fd_path) };
-    drop(copy);
+    // SAFETY: both functions require bytes produced by `Component::serialize` of a
+    // compatible engine (wasmtime rejects other versions and settings with an error), and
+    // `deserialize_file` a file that stays unchanged while the component lives. The bytes
+    // are those just checksummed, of a file that passed the ownership and permission
+    // checks above; the file stays unchanged for the reasons given above. Without `/proc`
+    // the checked mapping itself is copied into wasmtime's memory (slower, same bytes).
+    // wasmtime ignores the trailer after the serialised object: the object's own headers
+    // give every section's extent.
+    let loaded = if Path::new("/proc/self/fd").is_dir() {
+        unsafe { Component::deserialize_file(engine, &fd_path) }
+    } else {
+        unsafe { Component::deserialize(engine, object) }
+    };
+    drop(map);
+    drop(file);
     loaded.map(Some).map_err(|err| CacheRefusal::Incompatible {
         path: path.to_owned(),
         message: format!("{err:#}"),
     })
-}
-
-/// Copies `file` into a new memory file and seals it against every change.
-fn sealed_copy(file: &mut std::fs::File) -> std::io::Result<std::os::fd::OwnedFd> {
-    use rustix::fs::{MemfdFlags, SealFlags};
-    let memfd = rustix::fs::memfd_create(
-        "stratbox-guest-cwasm",
-        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
-    )?;
-    let mut target = std::fs::File::from(memfd);
-    std::io::copy(file, &mut target)?;
-    let memfd = std::os::fd::OwnedFd::from(target);
-    rustix::fs::fcntl_add_seals(
-        &memfd,
-        SealFlags::WRITE | SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
-    )?;
-    Ok(memfd)
 }
 
 fn store_entry(component: &Component, dir: &Path, entry: &Path) -> Result<(), CacheRefusal> {

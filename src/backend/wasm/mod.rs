@@ -361,6 +361,7 @@ impl WasmBackend {
     }
 
     fn compile(&self, metering: Metering) -> Result<Compiled, WasmError> {
+        let started = Instant::now();
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -395,6 +396,13 @@ impl WasmBackend {
                 source: source.into(),
             }
         })?;
+        tracing::info!(
+            ?metering,
+            cache = ?cache_use,
+            pool_size = self.pool_size,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "wasm engine ready"
+        );
         Ok(Compiled {
             engine,
             pre,
