@@ -2,15 +2,17 @@
 
 mod bench;
 mod check;
+mod completions;
 mod doctor;
 mod image;
+mod log;
 mod run;
 mod schema;
 mod source;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use stratbox::BackendKind;
 
@@ -20,6 +22,13 @@ use stratbox::BackendKind;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more to stderr: -v each step, -vv details, -vvv everything (RUST_LOG, when set,
+    /// replaces the level the flags choose).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log only errors to stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +46,8 @@ enum Command {
     Bench(BenchArgs),
     /// Print the JSON Schema of what stratbox writes (`outcome`) or reads (`request`).
     Schema(SchemaArgs),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
 }
 
 /// Which backend runs the strategy.
@@ -182,6 +193,13 @@ pub enum SchemaDocument {
 }
 
 #[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Print the report as JSON.
     #[arg(long)]
@@ -199,6 +217,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// Runs the parsed command line; returns the process exit code. An `Err` is a usage or
 /// configuration error (exit code 2).
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    log::init(cli.verbose, cli.quiet)?;
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),
@@ -206,6 +225,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Completions(args) => completions::run(args),
     }
 }
 

@@ -306,6 +306,73 @@ fn doctor_names_why_a_world_writable_cache_is_not_used() {
     assert!(written.iter().all(|p| !p.ends_with("cwasm")), "{written:?}");
 }
 
+#[test]
+fn forged_entry_in_a_world_writable_cache_is_never_loaded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // The name the real entry has: the default cache's, as the log reports it.
+    let run = |cache: Option<&Path>, source: &[u8]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stratbox"));
+        command
+            .args(["run", "-", "--json", "-vv"])
+            .current_dir(root())
+            .env_remove("RUST_LOG");
+        if let Some(cache) = cache {
+            command.env("STRATBOX_CACHE_DIR", cache);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("stratbox starts");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), source)
+            .expect("source written");
+        child.wait_with_output().expect("stratbox exits")
+    };
+    let out = run(None, b"pass\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = stderr(&out);
+    let name = log
+        .split_whitespace()
+        .filter_map(|word| word.strip_prefix("entry="))
+        .filter_map(|path| Path::new(path).file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .next()
+        .unwrap_or_else(|| panic!("the log names no cache entry:\n{log}"));
+    assert!(
+        name.starts_with("guest-") && name.ends_with(".cwasm"),
+        "{name}"
+    );
+
+    // A shared folder anyone may write, holding an entry of that name: garbage code
+    // (int3 instructions) behind a valid checksum.
+    let shared = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(shared.path().join("wasm")).expect("wasm dir");
+    let entry = shared.path().join("wasm").join(&name);
+    let mut forged = vec![0xcc_u8; 1 << 16];
+    let trailer = xxhash_rust::xxh3::xxh3_128(&forged).to_le_bytes();
+    forged.extend_from_slice(&trailer);
+    std::fs::write(&entry, &forged).expect("forged entry");
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+
+    let out = run(Some(shared.path()), b"print(6 * 7)\n");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["stdout"], "42\n");
+    let log = stderr(&out);
+    assert!(
+        log.contains("WARN")
+            && log.contains("compiled-guest cache not used")
+            && log.contains("may be written by group or others (mode 777)"),
+        "{log}"
+    );
+    assert!(!log.contains("cache hit"), "{log}");
+    assert_eq!(
+        std::fs::read(&entry).expect("entry"),
+        forged,
+        "left as it was"
+    );
+}
+
 fn walk(dir: &std::path::Path) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -552,4 +619,114 @@ fn a_closed_stdout_exits_zero() {
     let out = child.wait_with_output().expect("stratbox exits");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stderr(&out), "", "no error is printed");
+}
+
+#[test]
+fn verbose_logs_go_to_stderr_and_stdout_stays_the_json() {
+    let args = [
+        "run",
+        "examples/strategies/sma_crossover.py",
+        "--input",
+        "examples/data/prices.json",
+        "--json",
+    ];
+    let quiet = stratbox(&args);
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    assert_eq!(stderr(&quiet), "", "no log by default on a normal run");
+    let plain = json(&quiet);
+
+    let verbose = stratbox(&[&args[..], &["-v"]].concat());
+    assert_eq!(verbose.status.code(), Some(0), "{}", stderr(&verbose));
+    let value = json(&verbose);
+    assert_eq!(value["status"], "ok");
+    assert_eq!(value["stdout"], plain["stdout"]);
+    let log = stderr(&verbose);
+    let summary = log
+        .lines()
+        .find(|line| line.contains("run finished"))
+        .unwrap_or_else(|| panic!("no per-run summary in the log:\n{log}"));
+    for field in [
+        "INFO",
+        "backend=\"wasm\"",
+        "status=\"ok\"",
+        "wall_ms=",
+        "total_ms=",
+    ] {
+        assert!(summary.contains(field), "{field} missing: {summary}");
+    }
+    assert!(log.contains("wasm engine ready"), "{log}");
+    // -v shows stratbox's steps, not debug detail; -vv adds the cache's.
+    assert!(!log.contains("DEBUG"), "{log}");
+    let debug = stderr(&stratbox(&[&args[..], &["-vv"]].concat()));
+    assert!(debug.contains("cache hit"), "{debug}");
+}
+
+#[test]
+fn quiet_and_rust_log_set_the_level_and_a_bad_filter_is_a_usage_error() {
+    let run = |flags: &[&str], rust_log: &str| {
+        Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(["run", "-", "--json"])
+            .args(flags)
+            .current_dir(root())
+            .env("RUST_LOG", rust_log)
+            .stdin(Stdio::null())
+            .output()
+            .expect("stratbox runs")
+    };
+    let out = run(&[], "stratbox=info");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("run finished"), "{}", stderr(&out));
+    assert_eq!(json(&out)["status"], "ok");
+    let out = run(&["-q"], "");
+    assert_eq!(stderr(&out), "");
+    let out = run(&["-q", "-v"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = run(&[], "stratbox=loud");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("RUST_LOG=\"stratbox=loud\" is not a valid log filter"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn completions_name_every_subcommand() {
+    let help = String::from_utf8_lossy(&stratbox(&["--help"]).stdout).into_owned();
+    let subcommands: Vec<&str> = help
+        .split("Commands:")
+        .nth(1)
+        .and_then(|rest| rest.split("Options:").next())
+        .unwrap_or_else(|| panic!("no command list in --help:\n{help}"))
+        .lines()
+        // `  name  what it does`; wrapped descriptions are indented further.
+        .filter_map(|line| line.strip_prefix("  "))
+        .filter(|line| !line.starts_with(' '))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| *word != "help")
+        .collect();
+    assert!(subcommands.len() >= 7, "{subcommands:?}");
+    assert!(subcommands.contains(&"completions"), "{subcommands:?}");
+    let out = stratbox(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("complete -F _stratbox"), "{script}");
+    for subcommand in &subcommands {
+        assert!(
+            script.contains(&format!("stratbox,{subcommand})")),
+            "{subcommand} missing from the bash completions"
+        );
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = stratbox(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("schema"),
+            "{shell}"
+        );
+    }
+    let out = stratbox(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("tcsh"), "{}", stderr(&out));
 }
