@@ -398,7 +398,11 @@ impl WasmBackend {
         })?;
         tracing::info!(
             ?metering,
-            cache = ?cache_use,
+            cache = match &cache_use {
+                CacheUse::Hit => "hit",
+                CacheUse::Compiled { .. } => "compiled and stored",
+                CacheUse::Uncached(_) => "compiled in memory",
+            },
             pool_size = self.pool_size,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "wasm engine ready"
