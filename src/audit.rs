@@ -200,7 +200,9 @@ impl RunFacts {
             source_sha256: sha256_hex(request.source),
             input_sha256: sha256_hex(request.input),
             policy_sha256: policy.sha256(),
-            guest_hash: sandbox.wasm_loaded().map(|wasm| wasm.guest_hash().to_owned()),
+            guest_hash: sandbox
+                .wasm_loaded()
+                .map(|wasm| wasm.guest_hash().to_owned()),
             image_id: sandbox
                 .container_loaded()
                 .and_then(|container| container.image_id())

@@ -153,7 +153,9 @@ pub fn parse_instant(input: &str) -> Result<Duration, InstantError> {
             return Err(err("the fraction of a second needs 1 to 9 digits"));
         }
         let padded = format!("{:0<9}", &fraction[..end]);
-        nanos = padded.parse().map_err(|_| err("bad fraction of a second"))?;
+        nanos = padded
+            .parse()
+            .map_err(|_| err("bad fraction of a second"))?;
         rest = &fraction[end..];
     }
     let offset_seconds = match rest {
@@ -178,7 +180,8 @@ pub fn parse_instant(input: &str) -> Result<Duration, InstantError> {
     };
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
         - offset_seconds;
-    let seconds = u64::try_from(seconds).map_err(|_| err("instants before 1970 are not accepted"))?;
+    let seconds =
+        u64::try_from(seconds).map_err(|_| err("instants before 1970 are not accepted"))?;
     Ok(Duration::new(seconds, nanos))
 }
 
@@ -310,11 +313,7 @@ mod tests {
         };
         assert!(table(true, None, None).check().is_err());
         assert!(table(false, Some(7), None).check().is_err());
-        assert!(
-            table(false, None, Some(Duration::ZERO))
-                .check()
-                .is_err()
-        );
+        assert!(table(false, None, Some(Duration::ZERO)).check().is_err());
         assert_eq!(table(false, None, None).determinism(), None);
         assert_eq!(
             table(true, Some(7), None).determinism(),

@@ -548,8 +548,14 @@ mod tests {
             ("[run]\ndeterministic = true\n", "run.seed"),
             ("[run]\nseed = 7\n", "run.deterministic"),
             ("[run]\nclock = \"2024-01-02T00:00:00Z\"\n", "run.clock"),
-            ("[run]\ndeterministic = true\nseed = 7\nclock = \"yesterday\"\n", "yesterday"),
-            ("[run]\ndeterministic = true\nseed = 7\n[limits]\nmetering = \"epoch\"\n", "fuel"),
+            (
+                "[run]\ndeterministic = true\nseed = 7\nclock = \"yesterday\"\n",
+                "yesterday",
+            ),
+            (
+                "[run]\ndeterministic = true\nseed = 7\n[limits]\nmetering = \"epoch\"\n",
+                "fuel",
+            ),
             ("[run]\nsed = 7\n", "sed"),
         ] {
             let err = Policy::from_toml("x", "x.toml", toml)

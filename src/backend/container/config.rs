@@ -389,7 +389,10 @@ mod tests {
             .expect("valid");
         let seeded = spec(&seeded_policy);
         let command = seeded.command();
-        assert!(!command.iter().any(|a| a == "-I" || a == "-E"), "{command:?}");
+        assert!(
+            !command.iter().any(|a| a == "-I" || a == "-E"),
+            "{command:?}"
+        );
         assert!(command.iter().any(|a| a == "-P") && command.iter().any(|a| a == "-s"));
         let python_vars: Vec<_> = seeded
             .env()

@@ -249,10 +249,10 @@ impl ContainerBackend {
                             let _ = self.image_id.set(id);
                         }
                         found
-                        .config
-                        .and_then(|config| config.labels)
-                        .and_then(|labels| ImageFacts::from_labels(&labels))
-                        .map(|facts| facts.python_level())
+                            .config
+                            .and_then(|config| config.labels)
+                            .and_then(|labels| ImageFacts::from_labels(&labels))
+                            .map(|facts| facts.python_level())
                     }),
                     Err(bollard::errors::Error::DockerResponseServerError {
                         status_code: 404,

@@ -62,7 +62,9 @@ impl VirtualClock {
     }
 
     fn wall(&self, remaining: u64) -> Datetime {
-        let now = self.start.saturating_add(Duration::from_nanos(self.now(remaining)));
+        let now = self
+            .start
+            .saturating_add(Duration::from_nanos(self.now(remaining)));
         Datetime {
             seconds: now.as_secs(),
             nanoseconds: now.subsec_nanos(),

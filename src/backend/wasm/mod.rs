@@ -44,10 +44,10 @@ use crate::policy::{Determinism, Metering, OutputOverflow, Policy, units};
 use crate::route::BackendKind;
 
 use cache::{Cache, Guest};
-use clock::VirtualClock;
 pub use cache::{
     CacheRefusal, CacheSetting, CacheUse, WASMTIME_VERSION, default_cache_dir, guest_hash,
 };
+use clock::VirtualClock;
 use limiter::{MemoryBudget, MemoryCap};
 use output::CappedPipe;
 use scratch::{GuestFiles, Scratch};
