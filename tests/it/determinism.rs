@@ -151,7 +151,7 @@ fn bad_determinism_settings_are_usage_errors() {
     std::fs::write(&epoch, "[limits]\nmetering = \"epoch\"\n").expect("profile");
     let epoch = epoch.to_str().expect("UTF-8 path");
     for (args, needle) in [
-        (&["--seed", "-1"][..], "--seed"),
+        (&["--seed", "-1"][..], "-1"),
         (&["--seed", "18446744073709551616"][..], "--seed"),
         (&["--seed", "1", "--clock", "yesterday"][..], "RFC 3339"),
         (
@@ -238,6 +238,12 @@ async fn the_container_seeds_what_it_can_and_says_what_it_cannot() {
             Unreproducible::Addresses
         ]
     );
+    // numpy's global generator is seeded as `numpy.random.seed(7)` seeds it.
+    let numpy = "import numpy as np\nprint(np.random.rand())";
+    let seeded_numpy = run_on(BackendKind::Container, numpy, b"", None, &seeded).await;
+    assert_ended(&seeded_numpy, Status::Ok, None);
+    assert_eq!(seeded_numpy.stdout, "0.07630828937395717\n");
+
     let other = policy("[run]\ndeterministic = true\nseed = 8\n");
     let eight = run_on(BackendKind::Container, source, b"", None, &other).await;
     assert_ended(&eight, Status::Ok, None);
