@@ -240,7 +240,9 @@ async fn the_container_seeds_what_it_can_and_says_what_it_cannot() {
     );
     // numpy's global generator is seeded as `numpy.random.seed(7)` seeds it.
     let numpy = "import numpy as np\nprint(np.random.rand())";
-    let seeded_numpy = run_on(BackendKind::Container, numpy, b"", None, &seeded).await;
+    let with_numpy =
+        policy("[run]\ndeterministic = true\nseed = 7\n[imports.native]\nnumpy = \"test\"\n");
+    let seeded_numpy = run_on(BackendKind::Container, numpy, b"", None, &with_numpy).await;
     assert_ended(&seeded_numpy, Status::Ok, None);
     assert_eq!(seeded_numpy.stdout, "0.07630828937395717\n");
 
