@@ -33,6 +33,9 @@ fn outcome(stdout: String) -> Outcome {
         policy: "default".into(),
         schema_version: stratbox::outcome::SCHEMA_VERSION,
         cause: None,
+        seed: None,
+        deterministic: false,
+        not_reproducible: Vec::new(),
     }
 }
 

@@ -36,6 +36,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod backend;
 #[cfg(feature = "cli")]
 pub mod bench;
@@ -47,7 +48,7 @@ pub mod route;
 mod sandbox;
 pub mod validate;
 
-pub use outcome::{Cause, Outcome, Reason, Status};
+pub use outcome::{Cause, Outcome, Reason, Status, Unreproducible};
 pub use policy::Policy;
 pub use route::BackendKind;
 pub use sandbox::{Request, Sandbox, SandboxBuilder};

@@ -153,6 +153,34 @@ impl std::fmt::Display for Cause {
     }
 }
 
+/// A part of a seeded run that the backend could not fix, so that two runs with the same
+/// seed may differ in it (the outcome's `not_reproducible`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Unreproducible {
+    /// The clocks are the host's: `time.time()`, `time.monotonic()`, `datetime.now()`,
+    /// and `time.sleep` waits for real.
+    Clock,
+    /// The kernel's random source: `os.urandom`, `secrets`, `uuid.uuid4()`, unseeded
+    /// `random.Random()` instances and `numpy.random.default_rng()` without a seed.
+    OsRandom,
+    /// Memory addresses (address-space layout randomisation): `id()` and default `repr`s
+    /// such as `<object at 0x7f…>`.
+    Addresses,
+}
+
+impl Unreproducible {
+    /// The kebab-case name used in the outcome.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unreproducible::Clock => "clock",
+            Unreproducible::OsRandom => "os-random",
+            Unreproducible::Addresses => "addresses",
+        }
+    }
+}
+
 /// Whether each stream was cut at its cap.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Truncated {
@@ -213,6 +241,19 @@ pub struct Outcome {
     /// Which part of the sandbox could not run it, when `status` is `unavailable`;
     /// `null` otherwise.
     pub cause: Option<Cause>,
+    /// The seed of a deterministic run (`--seed`, or `run.seed` in the profile); `null`
+    /// otherwise.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Whether the same source, input, policy, seed and guest give byte-identical
+    /// `stdout`, `stderr`, `exit_code` and `usage.fuel`: true for seeded runs on the wasm
+    /// backend, false otherwise (and whenever nothing ran).
+    #[serde(default)]
+    pub deterministic: bool,
+    /// For a seeded run that is not deterministic, the parts the backend could not fix
+    /// (the container: `clock`, `os-random`, `addresses`); empty otherwise.
+    #[serde(default)]
+    pub not_reproducible: Vec<Unreproducible>,
 }
 
 impl Outcome {
@@ -234,6 +275,9 @@ impl Outcome {
             policy: policy.to_owned(),
             schema_version: SCHEMA_VERSION,
             cause: None,
+            seed: None,
+            deterministic: false,
+            not_reproducible: Vec::new(),
         }
     }
 
@@ -294,6 +338,14 @@ impl Outcome {
             parts.push("output truncated".to_owned());
         }
         parts.push(format!("profile {}", self.policy));
+        if let Some(seed) = self.seed {
+            parts.push(if self.deterministic {
+                format!("seed {seed}, deterministic")
+            } else {
+                let parts: Vec<_> = self.not_reproducible.iter().map(|p| p.as_str()).collect();
+                format!("seed {seed}, not reproducible: {}", parts.join(", "))
+            });
+        }
         if let Some(message) = &self.message {
             parts.push(message.clone());
         }

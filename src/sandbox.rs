@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::backend::wasm::{CacheSetting, GuestSource, WasmConfig};
 use crate::backend::{Backend, ContainerBackend, Execution, Job, WasmBackend, WasmError};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Unreproducible};
 use crate::policy::{Policy, units};
 use crate::route::{BackendKind, Route, route};
 use crate::validate::{Report, RuleId, Violation, validate};
@@ -101,6 +101,17 @@ impl Sandbox {
         })
     }
 
+    /// The wasm backend if a run (or [`Sandbox::wasm`]) has set it up; never sets it up.
+    pub fn wasm_loaded(&self) -> Option<&WasmBackend> {
+        self.wasm.get()
+    }
+
+    /// The container backend if a run (or [`Sandbox::container`]) has set it up; never
+    /// sets it up.
+    pub fn container_loaded(&self) -> Option<&ContainerBackend> {
+        self.container.get()
+    }
+
     /// Validates and routes a strategy without running it: the `check` subcommand.
     /// `Err` carries the violations that refuse it.
     pub fn check(&self, request: &Request<'_>, policy: &Policy) -> Result<Route, Vec<Violation>> {
@@ -115,7 +126,10 @@ impl Sandbox {
     /// the time from request to outcome (`total_ms`).
     pub async fn run(&self, request: &Request<'_>, policy: &Policy) -> Outcome {
         let started = std::time::Instant::now();
-        let outcome = self.run_unlogged(request, policy).await;
+        let outcome = Outcome {
+            seed: policy.determinism().map(|d| d.seed),
+            ..self.run_unseeded(request, policy).await
+        };
         tracing::info!(
             file = request.filename,
             backend = outcome.backend.map_or("none", BackendKind::as_str),
@@ -129,7 +143,7 @@ impl Sandbox {
         outcome
     }
 
-    async fn run_unlogged(&self, request: &Request<'_>, policy: &Policy) -> Outcome {
+    async fn run_unseeded(&self, request: &Request<'_>, policy: &Policy) -> Outcome {
         let (source, route, report) = match plan(request, policy) {
             Ok(planned) => planned,
             Err(violations) => return Outcome::rejected(&policy.name, violations),
@@ -238,6 +252,7 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
             ..Outcome::rejected(&policy.name, vec![violation])
         };
     }
+    let backend = route.backend;
     let Execution {
         status,
         reason,
@@ -266,6 +281,18 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
         policy: policy.name.clone(),
         schema_version: crate::outcome::SCHEMA_VERSION,
         cause: None,
+        seed: None,
+        deterministic: policy.determinism().is_some() && backend == BackendKind::Wasm,
+        not_reproducible: match (policy.determinism(), backend) {
+            (None, _) | (Some(_), BackendKind::Wasm) => Vec::new(),
+            // The container's seed fixes `random` and `hash`; the kernel's clocks, random
+            // pool and address layout are the host's.
+            (Some(_), BackendKind::Container) => vec![
+                Unreproducible::Clock,
+                Unreproducible::OsRandom,
+                Unreproducible::Addresses,
+            ],
+        },
     }
 }
 

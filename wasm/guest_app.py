@@ -26,12 +26,14 @@ gc.freeze()
 
 
 class WitWorld(wit_world.WitWorld):
-    def run(self, source: str, filename: str, inventory: str | None) -> wit_world.Finished:
+    def run(
+        self, source: str, filename: str, inventory: str | None, seed: int | None
+    ) -> wit_world.Finished:
         # The working directory is the run's own /tmp, as in the container, so relative
         # paths name scratch files on both backends.
         os.chdir("/tmp")
         host = json.loads(inventory) if inventory is not None else None
-        ending, exit_code, detail = runner.execute(source, filename, host)
+        ending, exit_code, detail = runner.execute(source, filename, host, seed)
         return wit_world.Finished(
             getattr(wit_world.Ending, ending.upper()),
             exit_code,

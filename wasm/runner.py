@@ -180,12 +180,34 @@ def _flush():
             pass
 
 
-def execute(source, filename, host_inventory=None):
+def seed_random(seed, host_inventory=None):
+    """Seeds the ``random`` module for a deterministic run, as the strategy's own
+    ``random.seed(seed)`` would; does nothing without a seed.
+
+    When the strategy imports numpy or pandas, numpy's global generator
+    (``numpy.random.rand`` and friends) is seeded too, with the seed modulo 2**32.
+    ``numpy.random.default_rng()`` without a seed still draws from the system."""
+    if seed is None:
+        return
+    import random
+
+    random.seed(seed)
+    imports = (host_inventory or {}).get("imports", ())
+    if any(name.split(".")[0] in ("numpy", "pandas") for name in imports):
+        try:
+            import numpy
+        except ImportError:
+            return
+        numpy.random.seed(seed % 2**32)
+
+
+def execute(source, filename, host_inventory=None, seed=None):
     """Runs ``source`` as ``__main__``. Returns ``(ending, exit_code, detail)``; ``detail``
     is the mismatch (see :func:`mismatch`) when the ending is ``mismatch``, else ``None``.
 
     ``host_inventory`` is the inventory the host's validator computed (a dict of four
-    lists), or ``None`` when the validator is switched off: then nothing is compared."""
+    lists), or ``None`` when the validator is switched off: then nothing is compared.
+    ``seed`` is the seed of a deterministic run (see :func:`seed_random`), or ``None``."""
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     main = types.ModuleType("__main__")
     main.__dict__.update({"__file__": filename, "__builtins__": builtins})
@@ -198,6 +220,7 @@ def execute(source, filename, host_inventory=None):
             if detail is not None:
                 return MISMATCH, 1, detail
         code = compile(tree, filename, "exec", dont_inherit=True)
+        seed_random(seed, host_inventory)
         exec(code, main.__dict__)
         ending, exit_code = OK, 0
     except SystemExit as exc:
@@ -335,7 +358,10 @@ def container_main():
         _report(nonce, "preflight", 125, "; ".join(problems))
         return 125
     ending, exit_code, detail = execute(
-        source, header.get("filename", "strategy.py"), header.get("inventory")
+        source,
+        header.get("filename", "strategy.py"),
+        header.get("inventory"),
+        header.get("seed"),
     )
     _report(nonce, ending, exit_code, json.dumps(detail) if detail else None)
     return exit_code

@@ -1,5 +1,6 @@
 //! The command line: clap definitions here, one file per subcommand.
 
+mod audit;
 mod bench;
 mod check;
 mod completions;
@@ -48,6 +49,8 @@ enum Command {
     Schema(SchemaArgs),
     /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
+    /// Check audit logs written with `--audit`.
+    Audit(AuditArgs),
 }
 
 /// Which backend runs the strategy.
@@ -107,9 +110,58 @@ pub struct RunArgs {
     /// Cap for stdout and stderr each, e.g. 64KiB (overrides limits.stdout and limits.stderr).
     #[arg(long, value_name = "S", value_parser = parse_size)]
     output: Option<u64>,
+    /// Run deterministically with this seed: on wasm, clocks that advance with fuel and
+    /// seeded random sources (sets run.deterministic and run.seed).
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// The wall clock a deterministic run starts at, RFC 3339 (default
+    /// 2024-01-01T00:00:00Z; overrides run.clock).
+    #[arg(long, value_name = "T", value_parser = parse_instant)]
+    clock: Option<std::time::Duration>,
+    /// Append one JSON line describing the run to FILE (created if missing).
+    #[arg(long, value_name = "F")]
+    audit: Option<PathBuf>,
+    /// When the audit log is flushed to disk.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = AuditFsync::Always, requires = "audit")]
+    audit_fsync: AuditFsync,
     /// Print the outcome as one JSON object on stdout instead of passing output through.
     #[arg(long)]
     json: bool,
+}
+
+/// When an audit log is flushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFsync {
+    /// After every record (fdatasync), before the command goes on.
+    Always,
+    /// When the kernel writes it back; a host crash may lose the last records.
+    Never,
+}
+
+impl AuditFsync {
+    fn resolve(self) -> stratbox::audit::Fsync {
+        match self {
+            AuditFsync::Always => stratbox::audit::Fsync::EveryRecord,
+            AuditFsync::Never => stratbox::audit::Fsync::Never,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check that every line of an audit log is a record and that the log ends with a
+    /// whole line. Exit code 0 when sound, 1 when not, 2 when it cannot be read.
+    Verify {
+        /// The audit log.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +262,10 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     stratbox::policy::units::parse_duration(text).map_err(|err| err.to_string())
 }
 
+fn parse_instant(text: &str) -> Result<std::time::Duration, String> {
+    stratbox::policy::determinism::parse_instant(text).map_err(|err| err.to_string())
+}
+
 fn parse_size(text: &str) -> Result<u64, String> {
     stratbox::policy::units::parse_size(text).map_err(|err| err.to_string())
 }
@@ -226,6 +282,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(args) => bench::run(args),
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
+        Command::Audit(args) => audit::run(args),
     }
 }
 

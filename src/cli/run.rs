@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 
+use stratbox::audit::{AuditLog, AuditRecord, RunFacts};
 use stratbox::policy::{Overrides, Policy};
 use stratbox::{Outcome, Request, Sandbox, Status};
 
@@ -16,6 +17,9 @@ struct RunSettings {
     source: Vec<u8>,
     filename: String,
     input: Vec<u8>,
+    /// Opened before the run, so that an unusable log stops the command before anything
+    /// runs.
+    audit: Option<AuditLog>,
     args: RunArgs,
 }
 
@@ -26,6 +30,8 @@ impl RunSettings {
             memory_bytes: args.memory,
             fuel: args.fuel,
             output_bytes: args.output,
+            seed: args.seed,
+            clock: args.clock,
         })?;
         if args.file == "-" && args.input.as_deref().is_some_and(|p| p.as_os_str() == "-") {
             bail!("the strategy and its input cannot both come from stdin");
@@ -53,11 +59,17 @@ impl RunSettings {
                 bail!("--data {} is not a directory", dir.display());
             }
         }
+        let audit = args
+            .audit
+            .as_ref()
+            .map(|path| AuditLog::open(path).map(|log| log.with_fsync(args.audit_fsync.resolve())))
+            .transpose()?;
         Ok(Self {
             policy,
             source,
             filename: display_name(&args.file),
             input,
+            audit,
             args,
         })
     }
@@ -88,7 +100,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("stratbox: interrupted");
         return Ok(EXIT_INTERRUPTED);
     };
+    // The record is written before the outcome is shown; a failed write is still reported
+    // after the outcome, as a usage error (exit code 2).
+    let audited = settings.audit.as_ref().map(|log| {
+        let facts = RunFacts::new(&sandbox, &request, &settings.policy);
+        log.write(&AuditRecord::new(&facts, &outcome))
+    });
     report(&outcome, &settings)?;
+    if let Some(written) = audited {
+        written.context("the run's audit record was not written")?;
+    }
     Ok(outcome.exit_code())
 }
 

@@ -17,12 +17,14 @@
 //!
 //! [validator]         # see `crate::validate::ValidatorConfig`
 //! [container]         # see `ContainerConfig`
+//! [run]               # see `RunConfig`: deterministic runs
 //! ```
 //!
 //! Profiles shipped with stratbox (`profiles/*.toml`) are compiled into the binary and
 //! selected by name; any other profile is selected by path.
 
 mod container;
+pub mod determinism;
 mod modules;
 pub mod units;
 
@@ -33,6 +35,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use container::ContainerConfig;
+pub use determinism::{Determinism, RunConfig};
 pub use modules::{GUEST_MODULES, GuestModule, MODULES_TXT};
 
 use crate::validate::ValidatorConfig;
@@ -233,6 +236,7 @@ struct ProfileFile {
     imports: Imports,
     validator: ValidatorConfig,
     container: ContainerConfig,
+    run: RunConfig,
 }
 
 /// A loaded, checked policy.
@@ -252,6 +256,8 @@ pub struct Policy {
     pub validator: ValidatorConfig,
     /// The container backend's settings.
     pub container: ContainerConfig,
+    /// Deterministic runs: the seed and the starting clock.
+    pub run: RunConfig,
 }
 
 impl Policy {
@@ -309,6 +315,7 @@ impl Policy {
             imports: file.imports,
             validator: file.validator,
             container: file.container,
+            run: file.run,
         };
         policy.check().map_err(|message| PolicyError::Invalid {
             origin: origin.to_owned(),
@@ -331,6 +338,13 @@ impl Policy {
         if let Some(output) = overrides.output_bytes {
             self.limits.stdout_bytes = output;
             self.limits.stderr_bytes = output;
+        }
+        if let Some(seed) = overrides.seed {
+            self.run.deterministic = true;
+            self.run.seed = Some(seed);
+        }
+        if let Some(clock) = overrides.clock {
+            self.run.clock = Some(clock);
         }
         self.check().map_err(|message| PolicyError::Invalid {
             origin: format!("{} with command-line overrides", self.origin),
@@ -384,7 +398,47 @@ impl Policy {
                 ));
             }
         }
+        self.run.check()?;
+        if self.run.deterministic && limits.metering != Metering::Fuel {
+            return Err(
+                "a deterministic run needs limits.metering = \"fuel\": its clocks advance with \
+                 the fuel the guest consumes"
+                    .into(),
+            );
+        }
         self.container.check()
+    }
+
+    /// The resolved determinism of this policy's runs: `None` unless `run.deterministic`.
+    pub fn determinism(&self) -> Option<Determinism> {
+        self.run.determinism()
+    }
+
+    /// SHA-256 (hex) of the policy's resolved form: its canonical JSON, after the profile
+    /// was read and command-line overrides applied. Two runs under the same resolved
+    /// policy give the same hash, whatever file or flags it came from.
+    pub fn sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serialising plain data to a Vec cannot fail; an empty hash input would still
+        // identify nothing, so the name stands in.
+        let canonical = serde_json::to_vec(&self.resolved_value()).unwrap_or_default();
+        Sha256::digest(&canonical)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The resolved form, without where it came from (`origin`) or what it is for
+    /// (`description`): those do not change what a run may do.
+    fn resolved_value(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "limits": self.limits,
+            "imports": self.imports,
+            "validator": self.validator,
+            "container": self.container,
+            "run": self.run,
+        })
     }
 
     /// The standard-library modules a strategy may import under this policy.
@@ -417,6 +471,10 @@ pub struct Overrides {
     pub fuel: Option<u64>,
     /// Applies to stdout and stderr alike.
     pub output_bytes: Option<u64>,
+    /// Makes the run deterministic with this seed (`run.deterministic`, `run.seed`).
+    pub seed: Option<u64>,
+    /// Replaces `run.clock` (since the Unix epoch).
+    pub clock: Option<Duration>,
 }
 
 #[cfg(test)]
@@ -473,12 +531,60 @@ mod tests {
                 memory_bytes: Some(128 << 20),
                 fuel: Some(7),
                 output_bytes: Some(10),
+                seed: Some(9),
+                clock: None,
             })
             .unwrap();
         assert_eq!(policy.limits.wall_time, Duration::from_millis(250));
         assert_eq!(policy.limits.memory_bytes, 128 << 20);
         assert_eq!(policy.limits.fuel, 7);
         assert_eq!(policy.limits.stderr_bytes, 10);
+        assert_eq!(policy.determinism().map(|d| d.seed), Some(9));
+    }
+
+    #[test]
+    fn determinism_is_checked_and_hashed() {
+        for (toml, needle) in [
+            ("[run]\ndeterministic = true\n", "run.seed"),
+            ("[run]\nseed = 7\n", "run.deterministic"),
+            ("[run]\nclock = \"2024-01-02T00:00:00Z\"\n", "run.clock"),
+            (
+                "[run]\ndeterministic = true\nseed = 7\nclock = \"yesterday\"\n",
+                "yesterday",
+            ),
+            (
+                "[run]\ndeterministic = true\nseed = 7\n[limits]\nmetering = \"epoch\"\n",
+                "fuel",
+            ),
+            ("[run]\nsed = 7\n", "sed"),
+        ] {
+            let err = Policy::from_toml("x", "x.toml", toml)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{toml}: {err}");
+        }
+        let seeded = Policy::from_toml(
+            "x",
+            "x.toml",
+            "[run]\ndeterministic = true\nseed = 7\nclock = \"2024-01-02T00:00:00Z\"\n",
+        )
+        .unwrap();
+        let determinism = seeded.determinism().expect("deterministic");
+        assert_eq!(determinism.seed, 7);
+        assert_eq!(
+            determinism.clock_start,
+            Determinism::DEFAULT_CLOCK + Duration::from_secs(86_400)
+        );
+        let plain = Policy::from_toml("x", "elsewhere.toml", "").unwrap();
+        assert_ne!(seeded.sha256(), plain.sha256());
+        assert_eq!(
+            plain.sha256(),
+            Policy::from_toml("x", "x.toml", "description = \"other words\"")
+                .unwrap()
+                .sha256(),
+            "where a policy came from and its description do not change its hash"
+        );
+        assert_eq!(plain.sha256().len(), 64);
     }
 
     #[test]

@@ -3,11 +3,15 @@
 
 mod common;
 
+/// The audit log: whole lines under concurrency, the facts of each run, `audit verify`.
+mod audit;
 /// The command line: arguments, exit codes, bad input, output formats.
 mod cli;
 /// The container backend: confinement, limits, outcomes and cleanup against the real engine.
 #[cfg(feature = "test-docker")]
 mod container;
+/// Deterministic runs: seeded randomness and fuel-driven clocks, byte-identical outcomes.
+mod determinism;
 /// Generated data against the interpreters; the host's inventory against CPython's.
 mod generated;
 /// Every honest fixture passes `check` and ends `ok`, with the same stdout, on every backend

@@ -48,8 +48,14 @@ fn real_outcomes_of_every_status_match_the_printed_schema() {
     let dir = tempfile::tempdir().expect("temp dir");
     let missing_guest = dir.path().join("no-such-guest.wasm");
     let missing_guest = missing_guest.to_str().expect("UTF-8 temp path");
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         ("ok", "print('hello')", &[], &[]),
+        (
+            "ok",
+            "import random\nprint(random.random())",
+            &["--seed", "7"],
+            &[],
+        ),
         ("error", "raise ValueError('no')", &[], &[]),
         ("rejected", "import socket\nprint(1)", &[], &[]),
         (
@@ -88,9 +94,15 @@ fn the_outcome_schema_refuses_what_stratbox_never_writes() {
     let mut bad = outcome.clone();
     bad["status"] = "finished".into();
     assert!(!validator.is_valid(&bad), "an unknown status passes");
-    let mut bad = outcome;
+    let mut bad = outcome.clone();
     bad["usage"]["fuel"] = (-1).into();
     assert!(!validator.is_valid(&bad), "negative fuel passes");
+    let mut bad = outcome;
+    bad["not_reproducible"] = serde_json::json!(["everything"]);
+    assert!(
+        !validator.is_valid(&bad),
+        "an unknown unreproducible part passes"
+    );
 }
 
 #[test]

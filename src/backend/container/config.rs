@@ -35,6 +35,13 @@ pub const ENTRYPOINT: [&str; 2] = ["/usr/bin/tini", "--"];
 /// kill is not lost (the wasm guest's output is unbuffered too).
 pub const PYTHON: [&str; 3] = ["/usr/bin/python3", "-I", "-u"];
 
+/// The command of a deterministic run: `-I` without its `-E`, because `-E` would ignore
+/// `PYTHONHASHSEED`, which fixes `hash()` of strings and bytes and can only be set before
+/// the interpreter starts. `-P -s` keep the rest of isolated mode (script directory not
+/// on `sys.path`, no user site). The `PYTHON*` variables then read are the image's
+/// (`PYTHONDONTWRITEBYTECODE`) and [`ContainerSpec::env`]'s: none comes from the host.
+pub const PYTHON_SEEDED: [&str; 4] = ["/usr/bin/python3", "-P", "-s", "-u"];
+
 /// Everything the backend decided about one container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerSpec {
@@ -64,6 +71,8 @@ pub struct ContainerSpec {
     pub seccomp: SeccompProfile,
     /// The policy's name (a label, for `docker ps`).
     pub policy_name: String,
+    /// `PYTHONHASHSEED` of a deterministic run; `None` keeps hash randomisation.
+    pub hash_seed: Option<u32>,
 }
 
 impl ContainerSpec {
@@ -112,12 +121,17 @@ impl ContainerSpec {
             data_dir,
             seccomp,
             policy_name: policy.name.clone(),
+            hash_seed: policy.determinism().map(|d| d.python_hash_seed()),
         })
     }
 
     /// The command inside the container, after the init.
     pub fn command(&self) -> Vec<String> {
-        PYTHON
+        let python: &[&str] = match self.hash_seed {
+            Some(_) => &PYTHON_SEEDED,
+            None => &PYTHON,
+        };
+        python
             .iter()
             .copied()
             .chain([RUNNER_PATH])
@@ -128,7 +142,7 @@ impl ContainerSpec {
     /// Environment variables: only what the runtime needs, nothing from the host.
     pub fn env(&self) -> Vec<String> {
         let threads = self.compute_threads;
-        vec![
+        let mut env = vec![
             // Imported images carry the image's PATH, but say it here too: nothing is
             // inherited from the host.
             "PATH=/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
@@ -140,7 +154,12 @@ impl ContainerSpec {
             format!("OPENBLAS_NUM_THREADS={threads}"),
             format!("OMP_NUM_THREADS={threads}"),
             format!("MKL_NUM_THREADS={threads}"),
-        ]
+        ];
+        if let Some(seed) = self.hash_seed {
+            // A deterministic run: `hash()` of str and bytes fixed from the run's seed.
+            env.push(format!("PYTHONHASHSEED={seed}"));
+        }
+        env
     }
 
     /// `nofile`, `fsize`, `core` and `cpu`, soft and hard.
@@ -355,6 +374,32 @@ mod tests {
         assert_eq!(body.network_disabled, Some(true));
         assert_eq!(body.labels.expect("labels")[RUN_LABEL], "1");
         assert_eq!(body.entrypoint.expect("entrypoint")[0], "/usr/bin/tini");
+    }
+
+    #[test]
+    fn only_a_deterministic_run_reads_a_hash_seed() {
+        let plain = spec(&Policy::default_profile());
+        assert_eq!(plain.command()[..2], ["/usr/bin/python3", "-I"]);
+        assert!(!plain.env().iter().any(|e| e.starts_with("PYTHON")));
+        let seeded_policy = Policy::default_profile()
+            .with_overrides(&crate::policy::Overrides {
+                seed: Some((1 << 32) + 7),
+                ..Default::default()
+            })
+            .expect("valid");
+        let seeded = spec(&seeded_policy);
+        let command = seeded.command();
+        assert!(
+            !command.iter().any(|a| a == "-I" || a == "-E"),
+            "{command:?}"
+        );
+        assert!(command.iter().any(|a| a == "-P") && command.iter().any(|a| a == "-s"));
+        let python_vars: Vec<_> = seeded
+            .env()
+            .into_iter()
+            .filter(|e| e.starts_with("PYTHON"))
+            .collect();
+        assert_eq!(python_vars, ["PYTHONHASHSEED=7"]);
     }
 
     #[test]

@@ -178,6 +178,8 @@ pub struct ContainerBackend {
     api_version: OnceLock<ClientVersion>,
     /// The image's language level (from its labels), looked up on the first run.
     python: tokio::sync::OnceCell<Option<String>>,
+    /// The image's id (`sha256:…`), looked up with its language level.
+    image_id: OnceLock<String>,
 }
 
 impl ContainerBackend {
@@ -204,6 +206,12 @@ impl ContainerBackend {
         self.image
             .clone()
             .unwrap_or_else(|| ImageSpec::current().tag())
+    }
+
+    /// The id (`sha256:…`) of the image the runs use, once a run has looked it up; `None`
+    /// before the first run.
+    pub fn image_id(&self) -> Option<&str> {
+        self.image_id.get().map(String::as_str)
     }
 
     /// Connects to the engine (negotiating the API version on first use).
@@ -243,11 +251,16 @@ impl ContainerBackend {
                 let found = engine.docker().inspect_image(image).await;
                 tracing::debug!(image, present = found.is_ok(), "image checked");
                 match found {
-                    Ok(found) => Ok(found
-                        .config
-                        .and_then(|config| config.labels)
-                        .and_then(|labels| ImageFacts::from_labels(&labels))
-                        .map(|facts| facts.python_level())),
+                    Ok(found) => Ok({
+                        if let Some(id) = found.id {
+                            let _ = self.image_id.set(id);
+                        }
+                        found
+                            .config
+                            .and_then(|config| config.labels)
+                            .and_then(|labels| ImageFacts::from_labels(&labels))
+                            .map(|facts| facts.python_level())
+                    }),
                     Err(bollard::errors::Error::DockerResponseServerError {
                         status_code: 404,
                         ..

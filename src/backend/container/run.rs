@@ -157,6 +157,9 @@ async fn attach_and_run(
     if let Some(inventory) = job.inventory {
         header["inventory"] = serde_json::json!(inventory);
     }
+    if let Some(determinism) = policy.determinism() {
+        header["seed"] = serde_json::json!(determinism.seed);
+    }
     let feed = async move {
         let mut frame = header.to_string().into_bytes();
         frame.push(b'\n');

@@ -12,9 +12,12 @@
 //!   `tmp-size`, counted against its memory limit and dropped with the run (see
 //!   `scratch`);
 //! - no environment variables, no arguments, no sockets, no name lookup, no processes;
-//! - clocks and random numbers from the host (read-only).
+//! - clocks and random numbers from the host (read-only); in a deterministic run (a policy
+//!   with `run.deterministic`), clocks that advance with consumed fuel (see `clock`) and
+//!   random sources seeded from the run's seed instead.
 
 mod cache;
+mod clock;
 mod limiter;
 mod output;
 mod scratch;
@@ -25,7 +28,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use wasmtime::component::{Linker, ResourceTable};
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
@@ -35,13 +40,14 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, Wasi
 
 use super::{Backend, BackendError, Execution, Job};
 use crate::outcome::{Cause, Reason, Status, Truncated, Usage};
-use crate::policy::{Metering, OutputOverflow, Policy, units};
+use crate::policy::{Determinism, Metering, OutputOverflow, Policy, units};
 use crate::route::BackendKind;
 
 use cache::{Cache, Guest};
 pub use cache::{
     CacheRefusal, CacheSetting, CacheUse, WASMTIME_VERSION, default_cache_dir, guest_hash,
 };
+use clock::VirtualClock;
 use limiter::{MemoryBudget, MemoryCap};
 use output::CappedPipe;
 use scratch::{GuestFiles, Scratch};
@@ -178,12 +184,14 @@ pub fn default_guest_path() -> PathBuf {
         .join(GUEST_FILE_NAME)
 }
 
-/// The per-run host state: the WASI context, the scratch space and the memory cap.
+/// The per-run host state: the WASI context, the scratch space, the memory cap and, in a
+/// deterministic run, the virtual clock.
 struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     scratch: Scratch,
     memory: MemoryCap,
+    clock: Option<VirtualClock>,
 }
 
 impl HostState {
@@ -211,6 +219,8 @@ impl WasiView for HostState {
 struct Compiled {
     engine: Engine,
     pre: RunnerPre<HostState>,
+    /// The same guest linked to the virtual clocks, for deterministic runs.
+    virtual_pre: RunnerPre<HostState>,
     cache_use: CacheUse,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -376,20 +386,8 @@ impl WasmBackend {
             source: boxed(source),
         })?;
         let (component, cache_use) = cache::load_or_compile(&engine, &self.guest, &self.cache)?;
-        let mut linker = Linker::<HostState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| scratch::add_to_linker(&mut linker, HostState::files))
-            .map_err(|source| WasmError::Link {
-                path: self.guest.display(),
-                source: boxed(source),
-            })?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(RunnerPre::new)
-            .map_err(|source| WasmError::Link {
-                path: self.guest.display(),
-                source: boxed(source),
-            })?;
+        let pre = self.link(&engine, &component, false)?;
+        let virtual_pre = self.link(&engine, &component, true)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_epoch_ticker(engine.clone(), Arc::clone(&ticker_stop)).map_err(|source| {
             WasmError::Runtime {
@@ -410,9 +408,33 @@ impl WasmBackend {
         Ok(Compiled {
             engine,
             pre,
+            virtual_pre,
             cache_use,
             ticker_stop,
         })
+    }
+
+    /// The guest linked to WASI, the scratch `/tmp` and, with `virtual_clock`, the virtual
+    /// clocks of deterministic runs.
+    fn link(
+        &self,
+        engine: &Engine,
+        component: &Component,
+        virtual_clock: bool,
+    ) -> Result<RunnerPre<HostState>, WasmError> {
+        let mut linker = Linker::<HostState>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| scratch::add_to_linker(&mut linker, HostState::files))
+            .and_then(|()| match virtual_clock {
+                true => clock::add_to_linker(&mut linker),
+                false => Ok(()),
+            })
+            .and_then(|()| linker.instantiate_pre(component))
+            .and_then(RunnerPre::new)
+            .map_err(|source| WasmError::Link {
+                path: self.guest.display(),
+                source: boxed(source),
+            })
     }
 
     async fn run(&self, job: &Job<'_>, policy: &Policy) -> Result<Execution, WasmError> {
@@ -440,6 +462,10 @@ impl WasmBackend {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        let determinism = policy.determinism();
+        if let Some(determinism) = &determinism {
+            seed_random(&mut wasi, determinism);
+        }
         if let Some(dir) = job.data_dir {
             wasi.preopened_dir(dir, "/data", FsPerms::ReadOnly)
                 .map_err(|source| WasmError::DataDir {
@@ -457,7 +483,14 @@ impl WasmBackend {
                 job.data_dir.is_some(),
             ),
             memory: MemoryCap::new(budget),
+            // The policy refuses a deterministic run without fuel metering.
+            clock: determinism.map(|d| VirtualClock::new(limits.fuel, d.clock_start)),
         };
+        let pre = match determinism {
+            Some(_) => &compiled.virtual_pre,
+            None => &compiled.pre,
+        };
+        let seed = determinism.map(|d| d.seed);
 
         let inventory = job
             .inventory
@@ -490,9 +523,15 @@ impl WasmBackend {
         // The timer ends runs blocked in a host call (sleeping, reading stdin) that the
         // epoch check alone cannot reach.
         let result = tokio::time::timeout_at(deadline.into(), async {
-            let runner = compiled.pre.instantiate_async(&mut store).await?;
+            let runner = pre.instantiate_async(&mut store).await?;
             runner
-                .call_run(&mut store, job.source, job.filename, inventory.as_deref())
+                .call_run(
+                    &mut store,
+                    job.source,
+                    job.filename,
+                    inventory.as_deref(),
+                    seed,
+                )
                 .await
         })
         .await;
@@ -612,6 +651,18 @@ impl Backend for WasmBackend {
     async fn execute(&self, job: &Job<'_>, policy: &Policy) -> Result<Execution, BackendError> {
         Ok(self.run(job, policy).await?)
     }
+}
+
+/// Seeds the guest's random sources (`wasi:random`: `os.urandom`, `secrets`, `uuid4`, the
+/// seeds of new `random.Random()` instances) from the run's seed, each from its own
+/// derived value.
+fn seed_random(wasi: &mut WasiCtxBuilder, determinism: &Determinism) {
+    let seed = |purpose| StdRng::seed_from_u64(determinism.derive(purpose));
+    let insecure_seed = (u128::from(determinism.derive("insecure-seed-high")) << 64)
+        | u128::from(determinism.derive("insecure-seed-low"));
+    wasi.secure_random(seed("secure-random"))
+        .insecure_random(seed("insecure-random"))
+        .insecure_random_seed(insecure_seed);
 }
 
 fn cap(bytes: u64) -> usize {

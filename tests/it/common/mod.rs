@@ -137,3 +137,13 @@ pub fn json(output: &std::process::Output) -> serde_json::Value {
         )
     })
 }
+
+/// Runs the `stratbox` binary with `args` from the repository root, stdin empty.
+pub fn stratbox(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(args)
+        .current_dir(root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("stratbox runs")
+}
