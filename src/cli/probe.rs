@@ -3,7 +3,6 @@
 
 use std::io::Write as _;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use stratbox::backend::container::probe::{self as container_probe, Finding};
@@ -82,7 +81,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
                 eprintln!("stratbox: {err}");
                 return Ok(EXIT_NOT_HELD);
             }
-            Err(err) => return Err(err).context("doctor --seccomp"),
+            Err(err) => return Err(err.into()),
         }
     }
     if args.probe {

@@ -98,6 +98,25 @@ def denied(result):
     return False, "reached the kernel and failed with %s (not refused outright)" % name
 
 
+def in_child(call):
+    """(held, seen) of ``denied(call())`` run in a forked child, so that a call that
+    succeeds (a new namespace, a mount) changes nothing for the probes after it."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        try:
+            answer = denied(call())
+        except Exception as err:
+            answer = (False, "the probe failed: %s: %s" % (type(err).__name__, err))
+        os.write(write, json.dumps(answer).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    answer = os.read(read, 4096).decode()
+    os.close(read)
+    return tuple(json.loads(answer)) if answer else (False, "the probe's child gave no answer")
+
+
 def raw(name, *args):
     number = SYSCALLS.get(name)
     if number is None:
@@ -129,66 +148,53 @@ def _():
 
 @probe("syscall-unshare")
 def _():
-    return denied(LIBC.unshare(CLONE_NEWUSER))
+    return in_child(lambda: LIBC.unshare(CLONE_NEWUSER))
 
 
 @probe("syscall-setns")
 def _():
-    fd = os.open("/proc/self/ns/uts", os.O_RDONLY)
-    try:
-        return denied(LIBC.setns(fd, 0))
-    finally:
-        os.close(fd)
+    return in_child(lambda: LIBC.setns(os.open("/proc/self/ns/uts", os.O_RDONLY), 0))
 
 
 @probe("syscall-mount")
 def _():
-    return denied(LIBC.mount(b"none", b"/tmp", b"tmpfs", ctypes.c_ulong(0), None))
+    return in_child(lambda: LIBC.mount(b"none", b"/tmp", b"tmpfs", ctypes.c_ulong(0), None))
 
 
 @probe("syscall-keyctl")
 def _():
     # KEYCTL_GET_KEYRING_ID of the session keyring, creating it: valid for any user.
-    return denied(raw("keyctl", 0, KEY_SPEC_SESSION_KEYRING, 1))
+    return in_child(lambda: raw("keyctl", 0, KEY_SPEC_SESSION_KEYRING, 1))
 
 
 @probe("syscall-bpf")
 def _():
     attr = (ctypes.c_uint32 * 32)(BPF_MAP_TYPE_ARRAY, 4, 4, 1)
-    return denied(raw("bpf", BPF_MAP_CREATE, ctypes.byref(attr), ctypes.sizeof(attr)))
+    return in_child(lambda: raw("bpf", BPF_MAP_CREATE, ctypes.byref(attr), ctypes.sizeof(attr)))
 
 
 @probe("syscall-userfaultfd")
 def _():
     # User-mode-only faults: what an unprivileged process may ask for.
-    return denied(raw("userfaultfd", os.O_CLOEXEC | UFFD_USER_MODE_ONLY))
+    return in_child(lambda: raw("userfaultfd", os.O_CLOEXEC | UFFD_USER_MODE_ONLY))
 
 
 @probe("syscall-io_uring_setup")
 def _():
     params = (ctypes.c_uint8 * 120)()
-    return denied(raw("io_uring_setup", 1, ctypes.byref(params)))
+    return in_child(lambda: raw("io_uring_setup", 1, ctypes.byref(params)))
 
 
 @probe("syscall-kexec_load")
 def _():
-    return denied(raw("kexec_load", 0, 0, None, 0))
+    return in_child(lambda: raw("kexec_load", 0, 0, None, 0))
 
 
 @probe("syscall-ptrace")
 def _():
     # Attach to another process: PID 1 (tini, same user). PTRACE_SEIZE does not stop it,
-    # and the tracer's exit detaches, so the probe runs in a child that exits at once.
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:
-        result = LIBC.ptrace(ctypes.c_long(PTRACE_SEIZE), 1, None, None)
-        os.write(write, json.dumps(denied(result)).encode())
-        os._exit(0)
-    os.close(write)
-    os.waitpid(child, 0)
-    held, seen = json.loads(os.read(read, 4096).decode() or "[false, \"no answer\"]")
-    os.close(read)
+    # and the child's exit detaches it again.
+    held, seen = in_child(lambda: LIBC.ptrace(ctypes.c_long(PTRACE_SEIZE), 1, None, None))
     return held, "PTRACE_SEIZE of PID 1 " + seen
 
 

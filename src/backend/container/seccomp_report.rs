@@ -187,7 +187,7 @@ pub enum ReportError {
         source: std::io::Error,
     },
     /// A profile is not a Docker-format seccomp profile.
-    #[error("seccomp profile `{name}` is not a Docker-format profile: {message}")]
+    #[error("seccomp profile `{name}`: {message}")]
     Format {
         /// The profile's name or path.
         name: String,
@@ -312,7 +312,7 @@ impl Profile {
     pub fn parse(name: &str, text: &str) -> Result<Self, ReportError> {
         let profile: Self = serde_json::from_str(text).map_err(|err| ReportError::Format {
             name: name.to_owned(),
-            message: err.to_string(),
+            message: format!("not a Docker-format profile: {err}"),
         })?;
         if !profile.default_action.starts_with("SCMP_ACT_") {
             return Err(ReportError::Format {
@@ -491,6 +491,9 @@ pub fn load(name: &str) -> Result<LoadedProfile, ReportError> {
                 moby_version: None,
             },
         }),
+        Err(super::ContainerError::Seccomp { name, message }) => {
+            Err(ReportError::Format { name, message })
+        }
         Err(err) => Err(ReportError::Format {
             name: name.to_owned(),
             message: err.to_string(),
