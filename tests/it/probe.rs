@@ -309,12 +309,6 @@ fn ctrl_c_mid_probe_removes_the_container() {
         .await
         .expect("the probe container appears");
     });
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(killed.success());
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(crate::common::interrupt(&mut child), Some(130));
     runtime.block_on(async { assert!(containers_of(&policy.name).await.is_empty()) });
 }

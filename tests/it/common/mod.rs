@@ -136,6 +136,16 @@ pub async fn containers_of(policy: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sends SIGINT (what Ctrl-C sends) to `child` and returns its exit code.
+pub fn interrupt(child: &mut std::process::Child) -> Option<i32> {
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(killed.success());
+    child.wait().expect("wait").code()
+}
+
 /// Honest fixtures the validator still refuses, with the one rule that refuses each. Every
 /// entry is a known false alarm listed in the README ("What the validator refuses, and
 /// why"); `validator::known_refusals_are_exactly_these` asserts each is refused by exactly
