@@ -32,7 +32,16 @@ image: build host-packages
 	$(BIN) image build
 
 # Host tools the image build uses, from Debian's archive: mmdebstrap, and the archive keys
-# of Debian trixie (the image's release; older keyring packages lack them).
+# of Debian trixie (the image's release; older keyring packages lack them). And the engine's
+# default seccomp profile, for `stratbox doctor --seccomp`: moby's
+# profiles/seccomp/default.json as Debian ships it in golang-github-docker-docker-dev, in the
+# version whose upstream release is the engine's (else apt's candidate). Only that file is
+# extracted, with the package version beside it: installing the package would pull in some
+# 250 Go source packages.
+MOBY_PACKAGE := golang-github-docker-docker-dev
+MOBY_SECCOMP := /usr/local/share/stratbox/moby-seccomp
+MOBY_PROFILE := ./usr/share/gocode/src/github.com/docker/docker/profiles/seccomp/default.json
+
 host-packages:
 	@command -v mmdebstrap >/dev/null || { \
 	    echo "stratbox: installing mmdebstrap (needed to build the container image)"; \
@@ -40,6 +49,18 @@ host-packages:
 	@test -e /usr/share/keyrings/debian-archive-trixie-stable.gpg || { \
 	    echo "stratbox: updating debian-archive-keyring (the image is built from Debian trixie)"; \
 	    apt-get update -qq && apt-get install -y -qq debian-archive-keyring >/dev/null; }
+	@test -e $(MOBY_SECCOMP)/default.json || { \
+	    set -e; \
+	    engine=$$(docker version --format '{{.Server.Version}}' 2>/dev/null | sed 's/[-+~].*//'); \
+	    apt-cache show $(MOBY_PACKAGE) >/dev/null 2>&1 || apt-get update -qq; \
+	    version=$$(apt-cache madison $(MOBY_PACKAGE) | awk '{print $$3}' | grep -m1 "^$$engine[-+~]" || true); \
+	    echo "stratbox: extracting the engine's default seccomp profile from $(MOBY_PACKAGE) $${version:-(candidate)} (engine $${engine:-unknown})"; \
+	    tmp=$$(mktemp -d); chmod 755 $$tmp; \
+	    (cd $$tmp && apt-get download -qq $(MOBY_PACKAGE)$${version:+=$$version} 2>/dev/null); \
+	    deb=$$(ls $$tmp/*.deb); mkdir -p $(MOBY_SECCOMP); \
+	    dpkg-deb --fsys-tarfile $$deb | tar -xO $(MOBY_PROFILE) > $(MOBY_SECCOMP)/default.json.new; \
+	    dpkg-deb --showformat='$${Package} $${Version}\n' -W $$deb > $(MOBY_SECCOMP)/source; \
+	    mv $(MOBY_SECCOMP)/default.json.new $(MOBY_SECCOMP)/default.json; rm -rf $$tmp; }
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -5,8 +5,8 @@ The same file runs on both backends, so a strategy sees the same protocol everyw
 * wasm: ``guest_app.py`` imports this module while the guest is pre-initialised and calls
   :func:`execute` for each run; the host reads the ending from the return value.
 * container: ``python3 -I /opt/stratbox/runner.py`` reads a frame from stdin (a JSON header
-  line, the source, then the input document), makes the process non-dumpable
-  (:func:`seal`), checks that the sandbox is in force (:func:`preflight`), runs the
+  line, the source, then the input document), makes the process non-dumpable and adds a
+  seccomp filter of its own (:func:`seal`), checks that the sandbox is in force (:func:`preflight`), runs the
   strategy and writes the ending as the last line of stderr, tagged with the nonce the host
   sent in the header.
 
@@ -282,15 +282,97 @@ def _prctl():
     return ctypes.CDLL(None, use_errno=True).prctl
 
 
+#: The runner's own seccomp filter, stacked on the engine's (stacked filters can only take
+#: permissions away): calls no strategy needs that an engine's default profile may still
+#: allow. Docker's default allows the io_uring calls before Docker 25.0 (they bypass
+#: syscall filtering for the I/O they queue and have had many kernel bugs), and ptrace on
+#: every kernel from 4.8 (with it a strategy could attach to PID 1, the container's tini).
+#: Per machine: the audit architecture and each call's number.
+NARROW_SYSCALLS = {
+    "x86_64": (0xC000003E, {
+        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "userfaultfd": 323,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+    }),
+    "aarch64": (0xC00000B7, {
+        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "userfaultfd": 282,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+    }),
+}
+
+#: prctl(2) and seccomp(2) constants (linux/prctl.h, linux/seccomp.h, linux/filter.h).
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_RET_ERRNO_EPERM = 0x00050001
+BPF_LD_W_ABS = 0x20
+BPF_JEQ_K = 0x15
+BPF_JGE_K = 0x35
+BPF_RET_K = 0x06
+X32_SYSCALL_BIT = 0x40000000
+
+#: What /proc/self/status said before :func:`seal` added the runner's filter (the engine's
+#: confinement alone), and whether that filter is in force.
+_BEFORE_SEAL = None
+_NARROWED = False
+
+
+def _status():
+    with open("/proc/self/status") as status_file:
+        return dict(line.split(":", 1) for line in status_file.read().splitlines() if ":" in line)
+
+
+def narrow_program(arch, numbers):
+    """The classic BPF program of the runner's filter: EPERM for the calls in ``numbers``,
+    for the x32 ABI and for any architecture but ``arch`` (i386 calls from a 64-bit
+    process); everything else goes on to the engine's filter."""
+    deny = (BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO_EPERM)
+    program = [(BPF_LD_W_ABS, 0, 0, 4), (BPF_JEQ_K, 1, 0, arch), deny, (BPF_LD_W_ABS, 0, 0, 0)]
+    checks = [(BPF_JGE_K, X32_SYSCALL_BIT)] + [(BPF_JEQ_K, n) for n in sorted(numbers.values())]
+    last = len(program) + len(checks) + 1  # the final `deny`
+    for code, value in checks:
+        program.append((code, last - len(program) - 1, 0, value))
+    return program + [(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW), deny]
+
+
+def narrow():
+    """Installs the runner's own seccomp filter (:data:`NARROW_SYSCALLS`)."""
+    import ctypes
+    import platform
+
+    arch, numbers = NARROW_SYSCALLS[platform.machine()]
+    program = narrow_program(arch, numbers)
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8),
+                    ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(SockFilter))]
+
+    instructions = (SockFilter * len(program))(*[SockFilter(*i) for i in program])
+    fprog = SockFprog(len(program), instructions)
+    if _prctl()(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
+
+
 def seal():
-    """Makes the process non-dumpable before the strategy starts.
+    """Makes the process non-dumpable and adds the runner's seccomp filter before the
+    strategy starts.
 
     The strategy shares this process. A non-dumpable process's ``/proc/self/mem`` and
     ``/proc/self/environ`` belong to root, so the strategy's user cannot open them: it
     cannot rewrite or read the runner's memory (the nonce, this code) through them, and
-    no process of the same user can attach to it. Forked children inherit the flag.
+    no process of the same user can attach to it. Forked children inherit the flag, and
+    every process of the run inherits the filter (:func:`narrow`).
     """
+    global _BEFORE_SEAL, _NARROWED
+    try:
+        _BEFORE_SEAL = _status()
+    except OSError:
+        pass  # preflight reads it again and reports
     _prctl()(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    narrow()
+    _NARROWED = True
 
 
 def preflight():
@@ -311,11 +393,11 @@ def preflight():
         pass
     except OSError as err:
         problems.append("unexpected error opening /proc/self/mem: %s" % err)
+    if not _NARROWED:
+        problems.append("the runner's own seccomp filter is not installed")
     try:
-        with open("/proc/self/status") as status_file:
-            status = dict(
-                line.split(":", 1) for line in status_file.read().splitlines() if ":" in line
-            )
+        # The engine's confinement, without the filter the runner adds itself.
+        status = _BEFORE_SEAL if _BEFORE_SEAL is not None else _status()
     except OSError as err:
         return ["cannot read /proc/self/status: %s" % err]
     for key, wanted in REQUIRED_STATUS.items():

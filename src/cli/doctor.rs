@@ -21,6 +21,9 @@ struct Check {
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<u8> {
+    if args.probe || args.seccomp.is_some() {
+        return super::probe::run(args);
+    }
     let mut checks = Vec::new();
     let sandbox = Sandbox::builder().from_env().build();
     wasm_checks(&sandbox, &mut checks);

@@ -7,6 +7,7 @@ mod completions;
 mod doctor;
 mod image;
 mod log;
+mod probe;
 mod run;
 mod schema;
 mod source;
@@ -256,6 +257,18 @@ pub struct DoctorArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Prove the isolation instead: start one container with the policy's hardening and
+    /// run the wasm guest, try what a strategy must not be able to do in each, and report
+    /// every probe as held or not (exit 0 only when all hold).
+    #[arg(long)]
+    probe: bool,
+    /// Summarise a seccomp profile instead: the policy's (the engine's default unless it
+    /// pins one), or PROFILE (a file name from profiles/seccomp/ or a path), with what a
+    /// pinned profile allows that the engine's default does not.
+    #[arg(long, value_name = "PROFILE", num_args = 0..=1, default_missing_value = "")]
+    seccomp: Option<String>,
+    #[command(flatten)]
+    policy: PolicyArgs,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

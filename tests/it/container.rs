@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use stratbox::backend::Job;
-use stratbox::backend::container::{ContainerBackend, ContainerError, RUN_LABEL};
+use stratbox::backend::container::{ContainerBackend, ContainerError};
 use stratbox::outcome::Outcome;
 use stratbox::{BackendKind, Policy, Reason, Request, Sandbox, Status};
 
@@ -52,26 +52,7 @@ async fn run(source: &str, policy: &Policy) -> Outcome {
 
 /// Names of the containers (running or not) labelled with this policy name.
 async fn containers_of(policy: &Policy) -> Vec<String> {
-    let engine = ContainerBackend::new().engine().await.expect("engine");
-    let filters = std::collections::HashMap::from([(
-        "label".to_owned(),
-        vec![
-            format!("{RUN_LABEL}=1"),
-            format!("org.stratbox.policy={}", policy.name),
-        ],
-    )]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    engine
-        .docker()
-        .list_containers(Some(options))
-        .await
-        .expect("list containers")
-        .into_iter()
-        .flat_map(|c| c.names.unwrap_or_default())
-        .collect()
+    crate::common::containers_of(&policy.name).await
 }
 
 fn assert_status(outcome: &Outcome, status: Status, reason: Option<Reason>) {
@@ -1039,13 +1020,7 @@ fn ctrl_c_of_the_cli_removes_the_container() {
             .await
             .expect("container appears");
     });
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(killed.success());
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(crate::common::interrupt(&mut child), Some(130));
     runtime.block_on(async { assert!(containers_of(&policy).await.is_empty()) });
 }
 

@@ -59,8 +59,10 @@ pub mod capture;
 pub mod config;
 pub mod engine;
 pub mod guard;
+pub mod probe;
 mod run;
 pub mod seccomp;
+pub mod seccomp_report;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

@@ -49,43 +49,7 @@ pub(super) async fn run(
     job: &Job<'_>,
     policy: &Policy,
 ) -> Result<Execution, ContainerError> {
-    let docker = engine.docker();
-    let api = |action: &str, name: &str| {
-        let action = format!("{action} container {name}");
-        move |source| ContainerError::Api { action, source }
-    };
-    let created = docker
-        .create_container(
-            Some(
-                CreateContainerOptionsBuilder::new()
-                    .name(&spec.name)
-                    .build(),
-            ),
-            spec.create_body(),
-        )
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404, ..
-        }) => {
-            // Other stratbox images mean this one is stale rather than never built.
-            let found = crate::image::runtime_tags(docker).await.unwrap_or_default();
-            let image = spec.image.clone();
-            return Err(if found.is_empty() {
-                ContainerError::ImageMissing { image }
-            } else {
-                ContainerError::ImageStale { image, found }
-            });
-        }
-        Err(source) => return Err(api("creating", &spec.name)(source)),
-    }
-    tracing::debug!(
-        container = spec.name.as_str(),
-        image = spec.image.as_str(),
-        "container created"
-    );
-    let guard = ContainerGuard::new(engine.clone(), spec.name.clone());
+    let guard = create(engine, spec, spec.create_body()).await?;
     let result = attach_and_run(engine, spec, job, policy).await;
     let removed = guard.remove().await;
     tracing::debug!(
@@ -94,8 +58,58 @@ pub(super) async fn run(
         "container removed"
     );
     let execution = result?;
-    removed.map_err(api("removing", &spec.name))?;
+    removed.map_err(|source| ContainerError::Api {
+        action: format!("removing container {}", spec.name),
+        source,
+    })?;
     execution.into_execution()
+}
+
+/// Creates the container `spec` names from `body` and takes charge of it: from here on it
+/// is removed on every path. A missing image is [`ContainerError::ImageMissing`], or
+/// [`ContainerError::ImageStale`] when images of other stratbox versions are there.
+pub(super) async fn create(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    body: bollard::models::ContainerCreateBody,
+) -> Result<ContainerGuard, ContainerError> {
+    let docker = engine.docker();
+    let created = docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::new()
+                    .name(&spec.name)
+                    .build(),
+            ),
+            body,
+        )
+        .await;
+    match created {
+        Ok(_) => {
+            tracing::debug!(
+                container = spec.name.as_str(),
+                image = spec.image.as_str(),
+                "container created"
+            );
+            Ok(ContainerGuard::new(engine.clone(), spec.name.clone()))
+        }
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {
+            // Other stratbox images mean this one is stale rather than never built.
+            let found = crate::image::runtime_tags(docker).await.unwrap_or_default();
+            let image = spec.image.clone();
+            Err(if found.is_empty() {
+                ContainerError::ImageMissing { image }
+            } else {
+                ContainerError::ImageStale { image, found }
+            })
+        }
+        Err(source) => Err(ContainerError::Api {
+            action: format!("creating container {}", spec.name),
+            source,
+        }),
+    }
 }
 
 /// What a run produced, before it is classified.

@@ -108,6 +108,44 @@ pub async fn ensure_image() {
     }
 }
 
+/// Names of the stratbox containers (running or not) whose `org.stratbox.policy` label is
+/// `policy`: each test names its policy uniquely, so it can prove none of its containers is
+/// left while other tests run.
+#[cfg(feature = "test-docker")]
+pub async fn containers_of(policy: &str) -> Vec<String> {
+    use stratbox::backend::container::{ContainerBackend, RUN_LABEL};
+    let engine = ContainerBackend::new().engine().await.expect("engine");
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![
+            format!("{RUN_LABEL}=1"),
+            format!("org.stratbox.policy={policy}"),
+        ],
+    )]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    engine
+        .docker()
+        .list_containers(Some(options))
+        .await
+        .expect("list containers")
+        .into_iter()
+        .flat_map(|c| c.names.unwrap_or_default())
+        .collect()
+}
+
+/// Sends SIGINT (what Ctrl-C sends) to `child` and returns its exit code.
+pub fn interrupt(child: &mut std::process::Child) -> Option<i32> {
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(killed.success());
+    child.wait().expect("wait").code()
+}
+
 /// Honest fixtures the validator still refuses, with the one rule that refuses each. Every
 /// entry is a known false alarm listed in the README ("What the validator refuses, and
 /// why"); `validator::known_refusals_are_exactly_these` asserts each is refused by exactly
