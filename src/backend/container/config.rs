@@ -35,6 +35,12 @@ pub const ENTRYPOINT: [&str; 2] = ["/usr/bin/tini", "--"];
 /// kill is not lost (the wasm guest's output is unbuffered too).
 pub const PYTHON: [&str; 3] = ["/usr/bin/python3", "-I", "-u"];
 
+/// CPU seconds a warm container may spend starting (importing numpy and pandas) on top of
+/// `limits.cpu-time`: its RLIMIT_CPU is raised by this much at creation, and the runner
+/// lowers it to what it used plus `cpu-time` before it waits for a strategy (see
+/// [`super::pool`]). A start that needs more is killed and the container discarded.
+pub const WARM_UP_CPU_SECONDS: i64 = 60;
+
 /// Everything the backend decided about one container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerSpec {
@@ -64,6 +70,9 @@ pub struct ContainerSpec {
     pub seccomp: SeccompProfile,
     /// The policy's name (a label, for `docker ps`).
     pub policy_name: String,
+    /// `None` for a container started for one run; for a container of the warm pool, the
+    /// modules its runner imports before it waits for a strategy (the runner's `--warm`).
+    pub warm_modules: Option<Vec<String>>,
 }
 
 impl ContainerSpec {
@@ -112,17 +121,24 @@ impl ContainerSpec {
             data_dir,
             seccomp,
             policy_name: policy.name.clone(),
+            warm_modules: None,
         })
     }
 
     /// The command inside the container, after the init.
     pub fn command(&self) -> Vec<String> {
-        PYTHON
+        let mut command: Vec<String> = PYTHON
             .iter()
             .copied()
             .chain([RUNNER_PATH])
             .map(str::to_owned)
-            .collect()
+            .collect();
+        if let Some(modules) = &self.warm_modules {
+            command.push("--warm".to_owned());
+            command.push(self.cpu_seconds.to_string());
+            command.extend(modules.iter().cloned());
+        }
+        command
     }
 
     /// Environment variables: only what the runtime needs, nothing from the host.
@@ -145,13 +161,18 @@ impl ContainerSpec {
 
     /// `nofile`, `fsize`, `core` and `cpu`, soft and hard.
     pub fn ulimits(&self) -> Vec<(&'static str, i64, i64)> {
+        // A warm container's runner lowers this to `cpu_seconds` past its start-up.
+        let cpu_seconds = match self.warm_modules {
+            Some(_) => self.cpu_seconds + WARM_UP_CPU_SECONDS,
+            None => self.cpu_seconds,
+        };
         vec![
             ("nofile", self.max_open_files, self.max_open_files),
             ("fsize", self.max_file_bytes, self.max_file_bytes),
             ("core", 0, 0),
             // SIGXCPU at the soft limit (Python does not catch it), SIGKILL one second later
             // for a strategy that ignores SIGXCPU.
-            ("cpu", self.cpu_seconds, self.cpu_seconds + 1),
+            ("cpu", cpu_seconds, cpu_seconds + 1),
         ]
     }
 
