@@ -97,7 +97,7 @@ impl Sandbox {
             if let Some(host) = &self.settings.docker_host {
                 backend = backend.with_docker_host(host.clone());
             }
-            backend
+            backend.with_pool(self.settings.container_pool)
         })
     }
 
@@ -110,6 +110,30 @@ impl Sandbox {
     /// sets it up.
     pub fn container_loaded(&self) -> Option<&ContainerBackend> {
         self.container.get()
+    /// Starts the warm container pool for runs of `policy` now, instead of at the first
+    /// container run, so that the first runs find warm containers. Returns whether the pool
+    /// serves `policy` (false when pooling is off, or the pool already serves another
+    /// policy). `Err` when `policy`'s container cannot be configured or the engine cannot
+    /// be reached. Call it inside the tokio runtime that will run the strategies.
+    pub async fn prewarm_containers(
+        &self,
+        policy: &Policy,
+    ) -> Result<bool, crate::backend::ContainerError> {
+        self.container().prewarm(policy).await
+    }
+
+    /// The warm container pool's counts, once it has started.
+    pub fn container_pool_status(&self) -> Option<crate::backend::container::PoolStatus> {
+        self.container.get()?.pool().map(|pool| pool.status())
+    }
+
+    /// Removes every warm container and stops refilling the pool; runs after it start
+    /// cold containers. Dropping the sandbox does the same, best effort and blocking; call
+    /// this for an orderly exit (a server's shutdown). Nothing to do without a pool.
+    pub async fn shutdown(&self) {
+        if let Some(container) = self.container.get() {
+            container.shutdown().await;
+        }
     }
 
     /// Validates and routes a strategy without running it: the `check` subcommand.
@@ -306,6 +330,7 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
 /// | engine address ([`docker_host`]) | `unix:///var/run/docker.sock` ([`DEFAULT_DOCKER_HOST`]) |
 /// | image ([`image`]) | the runtime image of this stratbox, `stratbox-runtime:<hash of its inputs>` ([`ImageSpec::current`]) |
 /// | pool size ([`pool_size`]) | 32 wasm runs at once ([`MAX_CONCURRENT_RUNS`]); further runs wait |
+/// | warm containers ([`container_pool`]) | 0: every container run starts a cold container (a warm container holds a process and its numpy/pandas imports in memory while it waits, which a one-shot run never gets back) |
 ///
 /// The cache directory is used only if it, and every folder above it, is owned by the
 /// current user (or root, above it) and not writable by group or others; otherwise the
@@ -334,6 +359,7 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
 /// [`docker_host`]: SandboxBuilder::docker_host
 /// [`image`]: SandboxBuilder::image
 /// [`pool_size`]: SandboxBuilder::pool_size
+/// [`container_pool`]: SandboxBuilder::container_pool
 /// [`from_env`]: SandboxBuilder::from_env
 /// [`default_guest_path`]: crate::backend::wasm::default_guest_path
 /// [`default_cache_dir`]: crate::backend::wasm::default_cache_dir
@@ -346,6 +372,7 @@ pub struct SandboxBuilder {
     wasm: WasmConfig,
     docker_host: Option<String>,
     image: Option<String>,
+    container_pool: usize,
 }
 
 impl SandboxBuilder {
@@ -418,6 +445,23 @@ impl SandboxBuilder {
     /// wasmtime's pooling allocator, reserved when the guest is first compiled.
     pub fn pool_size(mut self, runs: u32) -> Self {
         self.wasm.pool_size = runs;
+        self
+    }
+
+    /// Keeps `n` containers started ahead of time, each waiting for one strategy with the
+    /// interpreter started, the confinement checked and the policy's native packages
+    /// (numpy, pandas) imported; a run takes one and it is removed after the run, and the
+    /// pool refills in the background. 0 (the default) starts a cold container per run.
+    /// Clamped to [`MAX_POOL_SIZE`](crate::backend::container::pool::MAX_POOL_SIZE).
+    ///
+    /// The pool serves one policy: the one given to [`Sandbox::prewarm_containers`], else
+    /// that of the first container run; runs under another policy (other limits, another
+    /// data directory) start cold containers. Profiles carry a size as `[container] pool`
+    /// for `batch` and `serve` to pass here. See
+    /// [`backend::container::pool`](crate::backend::container::pool) for what a warm
+    /// container shares with a cold one and what it does not.
+    pub fn container_pool(mut self, n: usize) -> Self {
+        self.container_pool = n;
         self
     }
 

@@ -4,11 +4,13 @@ The same file runs on both backends, so a strategy sees the same protocol everyw
 
 * wasm: ``guest_app.py`` imports this module while the guest is pre-initialised and calls
   :func:`execute` for each run; the host reads the ending from the return value.
-* container: ``python3 -I /opt/stratbox/runner.py`` reads a frame from stdin (a JSON header
-  line, the source, then the input document), makes the process non-dumpable and adds a
-  seccomp filter of its own (:func:`seal`), checks that the sandbox is in force (:func:`preflight`), runs the
-  strategy and writes the ending as the last line of stderr, tagged with the nonce the host
-  sent in the header.
+* container: ``python3 -I /opt/stratbox/runner.py`` makes the process non-dumpable and adds a
+  seccomp filter of its own (:func:`seal`), checks that the sandbox is in force
+  (:func:`preflight`), reads a frame from stdin (a JSON header line, the source, then the
+  input document), runs the strategy and writes the ending as the last line of stderr,
+  tagged with the nonce the host sent in the header. A container of the host's warm pool is
+  started with ``--warm`` (see :func:`warm_up`): it imports numpy and pandas and says it is
+  ready before it reads the frame.
 
 Before running, the runner parses the strategy with CPython's own ``ast`` and, when the host
 sent the inventory its validator saw (``src/validate/inventory.rs``), refuses to run a tree
@@ -424,18 +426,66 @@ def _report(nonce, ending, exit_code, detail=None):
         pass
 
 
-def container_main():
+#: What a warm container writes on stderr once it waits for its strategy (see
+#: :func:`warm_up`). No strategy has run in the process yet, so none can forge it.
+READY_LINE = b"@stratbox-ready\n"
+
+
+def warm_up(cpu_seconds, modules):
+    """Pool mode: everything a run of a strategy needs, done before the strategy arrives.
+
+    Imports ``modules`` (the policy's native packages: numpy, pandas), moves what they
+    allocated out of the collector's sight, and then restarts the CPU budget: the
+    container's RLIMIT_CPU was raised to leave room for the imports, and is lowered here to
+    what the process has used so far, rounded up to the rlimit's whole seconds, plus
+    ``cpu_seconds``; the hard limit one second later, as for a cold run. Lowering a limit
+    needs no privilege; raising it again would (CAP_SYS_RESOURCE, dropped), so the strategy
+    cannot undo it.
+    """
+    import gc
+    import importlib
+    import math
+    import resource
+
+    for module in modules:
+        importlib.import_module(module)
+    gc.collect()
+    gc.freeze()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime) + cpu_seconds
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 1))
+
+
+def _warm_args(argv):
+    """``--warm CPU_SECONDS [MODULE ...]`` as ``(cpu_seconds, modules)``; ``None`` without
+    ``--warm`` (a cold container)."""
+    if not argv or argv[0] != "--warm":
+        return None
+    return int(argv[1]), list(argv[2:])
+
+
+def container_main(argv=()):
     """Entry point inside the container image."""
-    stdin = sys.stdin.buffer
-    header = json.loads(stdin.readline())
-    nonce = header["nonce"]
-    source = stdin.read(header["source_len"]).decode("utf-8")
-    # The rest of stdin is the input document, read by the strategy through sys.stdin.
+    import os
+
+    warm = _warm_args(list(argv))
     try:
         seal()
     except Exception:
         pass  # preflight reports the process as dumpable
     problems = preflight()
+    if warm is not None:
+        cpu_seconds, modules = warm
+        # A failed import ends the process here, before the ready line: the host then
+        # discards the container and the strategy runs in a cold one.
+        warm_up(cpu_seconds, modules if not problems else ())
+        _flush()
+        os.write(2, READY_LINE)
+    stdin = sys.stdin.buffer
+    header = json.loads(stdin.readline())
+    nonce = header["nonce"]
+    source = stdin.read(header["source_len"]).decode("utf-8")
+    # The rest of stdin is the input document, read by the strategy through sys.stdin.
     if problems:
         _report(nonce, "preflight", 125, "; ".join(problems))
         return 125
@@ -450,4 +500,4 @@ def container_main():
 
 
 if __name__ == "__main__":
-    sys.exit(container_main() & 0xFF)
+    sys.exit(container_main(sys.argv[1:]) & 0xFF)

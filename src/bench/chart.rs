@@ -30,10 +30,12 @@ const SIZE: (u32, u32) = (1100, 620);
 fn colour(mode: Mode) -> RGBColor {
     match mode {
         Mode::Native => RGBColor(150, 150, 150),
+        Mode::NativeIsolated => RGBColor(100, 100, 100),
         Mode::Wasm => RGBColor(31, 119, 180),
         Mode::WasmEpoch => RGBColor(120, 180, 230),
         Mode::WasmCli => RGBColor(44, 160, 44),
         Mode::Container => RGBColor(255, 127, 14),
+        Mode::ContainerPool => RGBColor(214, 39, 40),
     }
 }
 

@@ -81,6 +81,10 @@ pub const WORKLOADS: &[Workload] = &[
 pub enum Mode {
     /// The machine's `python3` as a subprocess, unsandboxed: the baseline.
     Native,
+    /// `python3 -I -S` as a subprocess: the baseline without `site` (whose import is most
+    /// of a plain interpreter's start-up), unavailable for workloads whose packages live
+    /// in site-packages.
+    NativeIsolated,
     /// The wasm backend in-process through the library, a fresh instance per run, fuel
     /// metering.
     Wasm,
@@ -90,26 +94,34 @@ pub enum Mode {
     WasmCli,
     /// The container backend through the library: a cold container per run.
     Container,
+    /// The container backend through the library with a warm pool of one container: each
+    /// run takes a warm container (numpy and pandas imported), and the bench waits, untimed,
+    /// for the pool to refill before anything else runs.
+    ContainerPool,
 }
 
 impl Mode {
     /// Every mode, in table order.
-    pub const ALL: [Mode; 5] = [
+    pub const ALL: [Mode; 7] = [
         Mode::Native,
+        Mode::NativeIsolated,
         Mode::Wasm,
         Mode::WasmEpoch,
         Mode::WasmCli,
         Mode::Container,
+        Mode::ContainerPool,
     ];
 
     /// The name used in the table, the JSON and the chart.
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Native => "native",
+            Mode::NativeIsolated => "native-isolated",
             Mode::Wasm => "wasm",
             Mode::WasmEpoch => "wasm-epoch",
             Mode::WasmCli => "wasm-cli",
             Mode::Container => "container",
+            Mode::ContainerPool => "container-pool",
         }
     }
 
@@ -117,7 +129,19 @@ impl Mode {
     fn is_wasm(self) -> bool {
         match self {
             Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => true,
-            Mode::Native | Mode::Container => false,
+            Mode::Native | Mode::NativeIsolated | Mode::Container | Mode::ContainerPool => false,
+        }
+    }
+
+    /// Whether the mode is an unsandboxed baseline (always measured).
+    fn is_native(self) -> bool {
+        match self {
+            Mode::Native | Mode::NativeIsolated => true,
+            Mode::Wasm
+            | Mode::WasmEpoch
+            | Mode::WasmCli
+            | Mode::Container
+            | Mode::ContainerPool => false,
         }
     }
 }
@@ -169,7 +193,8 @@ pub enum BenchError {
 pub struct BenchConfig {
     /// Measured runs per cell (after one warm-up run that is not recorded). Default 3.
     pub runs: usize,
-    /// The sandboxed modes to measure; `native` is always measured as the baseline.
+    /// The sandboxed modes to measure; `native` and `native-isolated` are always measured
+    /// as the baselines.
     /// Default: all of [`Mode::ALL`].
     pub modes: Vec<Mode>,
     /// The policy every sandboxed run uses (see [`bench_policy`]).
@@ -199,6 +224,13 @@ impl BenchConfig {
         }
     }
 }
+
+/// The flags of the `native-isolated` baseline: isolated mode, no `site`.
+const ISOLATED_FLAGS: [&str; 2] = ["-I", "-S"];
+/// Warm containers of the `container-pool` mode.
+const BENCH_POOL_SIZE: usize = 1;
+/// How long `container-pool` waits for its pool to fill before the mode is unavailable.
+const POOL_FILL_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The wall-time deadline of bench runs: room for a loaded machine.
 pub const BENCH_WALL_TIME: Duration = Duration::from_secs(60);
@@ -256,6 +288,8 @@ pub struct Cell {
     pub min_ms: Option<f64>,
     /// This cell's p50 over native's p50 for the same workload.
     pub ratio_to_native: Option<f64>,
+    /// This cell's p50 over `native-isolated`'s p50 for the same workload.
+    pub ratio_to_isolated: Option<f64>,
 }
 
 /// Everything one bench run measured.
@@ -298,7 +332,7 @@ pub async fn run(
 ) -> Result<Report, BenchError> {
     let mut modes: Vec<Mode> = Mode::ALL
         .into_iter()
-        .filter(|mode| *mode == Mode::Native || config.modes.contains(mode))
+        .filter(|mode| mode.is_native() || config.modes.contains(mode))
         .collect();
     modes.dedup();
     let runner = Runner::new(config)?;
@@ -365,6 +399,7 @@ pub async fn run(
     }
 
     let cells = summarise(&cells, &samples);
+    runner.pooled.shutdown().await;
     Ok(Report {
         runs: config.runs,
         policy: describe_policy(&config.policy),
@@ -437,23 +472,31 @@ fn summarise(cells: &[(&'static Workload, Mode, Availability)], samples: &[Sampl
                 p95_ms: quantile(&times, 0.95),
                 min_ms: times.first().copied(),
                 ratio_to_native: None,
+                ratio_to_isolated: None,
             }
         })
         .collect();
-    let natives: Vec<(&str, Option<f64>)> = out
-        .iter()
-        .filter(|cell| cell.mode == Mode::Native)
-        .map(|cell| (cell.workload, cell.p50_ms))
-        .collect();
-    for cell in &mut out {
-        let native = natives
+    let baseline = |out: &[Cell], mode: Mode| -> Vec<(&'static str, Option<f64>)> {
+        out.iter()
+            .filter(|cell| cell.mode == mode)
+            .map(|cell| (cell.workload, cell.p50_ms))
+            .collect()
+    };
+    let natives = baseline(&out, Mode::Native);
+    let isolated = baseline(&out, Mode::NativeIsolated);
+    let ratio = |p50: Option<f64>, base: &[(&str, Option<f64>)], workload: &str| {
+        let base = base
             .iter()
-            .find(|(name, _)| *name == cell.workload)
+            .find(|(name, _)| *name == workload)
             .and_then(|(_, p50)| *p50);
-        cell.ratio_to_native = match (cell.p50_ms, native) {
-            (Some(p50), Some(native)) if native > 0.0 => Some(p50 / native),
+        match (p50, base) {
+            (Some(p50), Some(base)) if base > 0.0 => Some(p50 / base),
             _ => None,
-        };
+        }
+    };
+    for cell in &mut out {
+        cell.ratio_to_native = ratio(cell.p50_ms, &natives, cell.workload);
+        cell.ratio_to_isolated = ratio(cell.p50_ms, &isolated, cell.workload);
     }
     out
 }
@@ -492,8 +535,8 @@ impl Report {
             let _ = writeln!(out, "\n{} — {}", workload.name, workload.description);
             let _ = writeln!(
                 out,
-                "  {:<11} {:>10} {:>10} {:>10} {:>10}",
-                "mode", "p50 ms", "p95 ms", "min ms", "× native"
+                "  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "mode", "p50 ms", "p95 ms", "min ms", "× native", "× -I -S"
             );
             for mode in self.modes() {
                 let Some(cell) = self.cell(workload.name, mode) else {
@@ -501,24 +544,25 @@ impl Report {
                 };
                 match (&cell.availability, cell.p50_ms, cell.p95_ms, cell.min_ms) {
                     (Availability::Available, Some(p50), Some(p95), Some(min)) => {
-                        let ratio = cell
-                            .ratio_to_native
-                            .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}"));
+                        let ratio = |r: Option<f64>| {
+                            r.map_or_else(|| "–".to_owned(), |r| format!("{r:.2}"))
+                        };
                         let _ = writeln!(
                             out,
-                            "  {:<11} {:>10} {:>10} {:>10} {:>10}",
+                            "  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10}",
                             mode.as_str(),
                             ms(p50),
                             ms(p95),
                             ms(min),
-                            ratio
+                            ratio(cell.ratio_to_native),
+                            ratio(cell.ratio_to_isolated)
                         );
                     }
                     (Availability::Unavailable(reason), ..) => {
-                        let _ = writeln!(out, "  {:<11} unavailable: {reason}", mode.as_str());
+                        let _ = writeln!(out, "  {:<15} unavailable: {reason}", mode.as_str());
                     }
                     (Availability::Available, ..) => {
-                        let _ = writeln!(out, "  {:<11} no samples", mode.as_str());
+                        let _ = writeln!(out, "  {:<15} no samples", mode.as_str());
                     }
                 }
             }
@@ -542,12 +586,16 @@ fn ms(value: f64) -> String {
 struct Runner<'a> {
     config: &'a BenchConfig,
     sandbox: Sandbox,
+    /// The sandbox of `container-pool`: one warm container.
+    pooled: Sandbox,
     epoch_policy: Policy,
     /// The interpreter `python3` resolves to (asked once: launcher shims such as pyenv
     /// would otherwise add their own start-up to every native sample), or why there is none.
     python: Result<PathBuf, String>,
     /// Whether `python3` can import numpy and pandas, or why not.
     python_numeric: Result<(), String>,
+    /// Whether `python3 -I -S` can import numpy and pandas, or why not.
+    isolated_numeric: Result<(), String>,
     /// The executable and the workloads written out for `wasm-cli`.
     exe: Result<PathBuf, String>,
     files: tempfile::TempDir,
@@ -558,10 +606,19 @@ impl<'a> Runner<'a> {
         let mut epoch_policy = config.policy.clone();
         epoch_policy.limits.metering = Metering::Epoch;
         let python = resolve_python();
-        let python_numeric = match &python {
-            Ok(python) => probe(python, &["-c", "import numpy, pandas"]).map(|_| ()),
+        let numeric = |flags: &[&str]| match &python {
+            Ok(python) => {
+                let args: Vec<&str> = flags
+                    .iter()
+                    .copied()
+                    .chain(["-c", "import numpy, pandas"])
+                    .collect();
+                probe(python, &args).map(|_| ())
+            }
             Err(reason) => Err(reason.clone()),
         };
+        let python_numeric = numeric(&[]);
+        let isolated_numeric = numeric(&ISOLATED_FLAGS);
         let exe = match &config.exe {
             Some(exe) => Ok(exe.clone()),
             None => std::env::current_exe()
@@ -586,9 +643,15 @@ impl<'a> Runner<'a> {
         Ok(Self {
             config,
             sandbox: config.sandbox.clone().build(),
+            pooled: config
+                .sandbox
+                .clone()
+                .container_pool(BENCH_POOL_SIZE)
+                .build(),
             epoch_policy,
             python,
             python_numeric,
+            isolated_numeric,
             exe,
             files,
         })
@@ -604,13 +667,17 @@ impl<'a> Runner<'a> {
         }
         let checked = match mode {
             Mode::Native if workload.native_extensions => self.python_numeric.clone(),
-            Mode::Native => self.python.clone().map(|_| ()),
+            Mode::NativeIsolated if workload.native_extensions => self.isolated_numeric.clone(),
+            Mode::Native | Mode::NativeIsolated => self.python.clone().map(|_| ()),
             Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => {
                 let metering = match mode {
                     Mode::WasmEpoch => Metering::Epoch,
-                    Mode::Wasm | Mode::WasmCli | Mode::Native | Mode::Container => {
-                        self.config.policy.limits.metering
-                    }
+                    Mode::Wasm
+                    | Mode::WasmCli
+                    | Mode::Native
+                    | Mode::NativeIsolated
+                    | Mode::Container
+                    | Mode::ContainerPool => self.config.policy.limits.metering,
                 };
                 let wasm = self
                     .sandbox
@@ -624,7 +691,7 @@ impl<'a> Runner<'a> {
                 }
             }
             // The container's engine and image are checked by the warm-up run.
-            Mode::Container => Ok(()),
+            Mode::Container | Mode::ContainerPool => Ok(()),
         };
         match checked {
             Ok(()) => Availability::Available,
@@ -641,15 +708,24 @@ impl<'a> Runner<'a> {
         run: usize,
     ) -> Result<Result<f64, String>, BenchError> {
         match mode {
-            Mode::Native => {
+            Mode::Native | Mode::NativeIsolated => {
                 let python = self.python.as_ref().map_err(|reason| BenchError::Spawn {
                     program: "python3".into(),
                     source: std::io::Error::other(reason.clone()),
                 })?;
                 let script = self.files.path().join(format!("{}.py", workload.name));
-                let args = [script.as_os_str()];
+                let flags: &[&str] = match mode {
+                    Mode::NativeIsolated => &ISOLATED_FLAGS,
+                    _ => &[],
+                };
+                let args: Vec<&std::ffi::OsStr> = flags
+                    .iter()
+                    .map(std::ffi::OsStr::new)
+                    .chain([script.as_os_str()])
+                    .collect();
                 self.subprocess(python, &args, workload, mode, run).await
             }
+            Mode::ContainerPool => self.pooled_sample(workload, run).await,
             Mode::WasmCli => {
                 let exe = self.exe.as_ref().map_err(|reason| BenchError::Spawn {
                     program: "stratbox".into(),
@@ -680,41 +756,114 @@ impl<'a> Runner<'a> {
                 let (policy, backend) = match mode {
                     Mode::WasmEpoch => (&self.epoch_policy, BackendKind::Wasm),
                     Mode::Container => (&self.config.policy, BackendKind::Container),
-                    Mode::Wasm | Mode::Native | Mode::WasmCli => {
-                        (&self.config.policy, BackendKind::Wasm)
-                    }
+                    Mode::Wasm
+                    | Mode::Native
+                    | Mode::NativeIsolated
+                    | Mode::WasmCli
+                    | Mode::ContainerPool => (&self.config.policy, BackendKind::Wasm),
                 };
-                let request = Request {
-                    backend: Some(backend),
-                    input: workload.input,
-                    ..Request::new(workload.source, workload.name)
-                };
-                let started = Instant::now();
-                let outcome = self.sandbox.run(&request, policy).await;
-                let ms = started.elapsed().as_secs_f64() * 1e3;
-                match outcome.status {
-                    Status::Ok => Ok(Ok(ms)),
-                    Status::Unavailable => Ok(Err(outcome
-                        .message
-                        .unwrap_or_else(|| "the sandbox could not run".into()))),
-                    Status::Error | Status::Killed | Status::Rejected => {
-                        let detail = outcome
-                            .reason
-                            .map(|reason| reason.as_str().to_owned())
-                            .or(outcome.message)
-                            .or_else(|| outcome.violations.first().map(|v| v.message.clone()));
-                        Err(BenchError::Failed {
-                            workload: workload.name,
-                            mode,
-                            run,
-                            status: status_name(outcome.status).to_owned(),
-                            detail,
-                            stderr: outcome.stderr,
-                        })
-                    }
-                }
+                self.timed(&self.sandbox, workload, mode, run, policy, backend)
+                    .await
             }
         }
+    }
+
+    /// One run of `workload` through `sandbox`, timed.
+    async fn timed(
+        &self,
+        sandbox: &Sandbox,
+        workload: &'static Workload,
+        mode: Mode,
+        run: usize,
+        policy: &Policy,
+        backend: BackendKind,
+    ) -> Result<Result<f64, String>, BenchError> {
+        let request = Request {
+            backend: Some(backend),
+            input: workload.input,
+            ..Request::new(workload.source, workload.name)
+        };
+        let started = Instant::now();
+        let outcome = sandbox.run(&request, policy).await;
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        match outcome.status {
+            Status::Ok => Ok(Ok(ms)),
+            Status::Unavailable => Ok(Err(outcome
+                .message
+                .unwrap_or_else(|| "the sandbox could not run".into()))),
+            Status::Error | Status::Killed | Status::Rejected => {
+                let detail = outcome
+                    .reason
+                    .map(|reason| reason.as_str().to_owned())
+                    .or(outcome.message)
+                    .or_else(|| outcome.violations.first().map(|v| v.message.clone()));
+                Err(BenchError::Failed {
+                    workload: workload.name,
+                    mode,
+                    run,
+                    status: status_name(outcome.status).to_owned(),
+                    detail,
+                    stderr: outcome.stderr,
+                })
+            }
+        }
+    }
+
+    /// One `container-pool` run: the pool is started and filled before the clock starts,
+    /// and refilled after it stops, so that no start-up overlaps a measured run.
+    async fn pooled_sample(
+        &self,
+        workload: &'static Workload,
+        run: usize,
+    ) -> Result<Result<f64, String>, BenchError> {
+        let policy = &self.config.policy;
+        match self.pooled.prewarm_containers(policy).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Err("the pool serves another policy".into())),
+            Err(err) => return Ok(Err(crate::sandbox::chain(&err))),
+        }
+        let Some(pool) = self.pooled.container().pool() else {
+            return Ok(Err("no pool was started".into()));
+        };
+        let full = |status: &crate::backend::container::PoolStatus| status.ready >= BENCH_POOL_SIZE;
+        let filled =
+            tokio::time::timeout(POOL_FILL_TIMEOUT, pool.wait_ready(BENCH_POOL_SIZE)).await;
+        match filled {
+            Ok(status) if full(&status) => {}
+            _ => {
+                let status = pool.status();
+                return Ok(Err(format!(
+                    "the pool did not fill in {} s: {}",
+                    POOL_FILL_TIMEOUT.as_secs(),
+                    status
+                        .last_failure
+                        .unwrap_or_else(|| "no start-up failed".into())
+                )));
+            }
+        }
+        let taken = pool.status().taken;
+        let sample = self
+            .timed(
+                &self.pooled,
+                workload,
+                Mode::ContainerPool,
+                run,
+                policy,
+                BackendKind::Container,
+            )
+            .await?;
+        if pool.status().taken != taken + 1 {
+            return Err(BenchError::Failed {
+                workload: workload.name,
+                mode: Mode::ContainerPool,
+                run,
+                status: "cold".into(),
+                detail: Some("the run found no warm container".into()),
+                stderr: String::new(),
+            });
+        }
+        let _ = tokio::time::timeout(POOL_FILL_TIMEOUT, pool.wait_ready(BENCH_POOL_SIZE)).await;
+        Ok(sample)
     }
 
     /// Times `program args` with the workload's input on stdin; it must exit 0.

@@ -28,7 +28,8 @@ struct JsonReport<'a> {
 pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     let modes = match args.backend {
         BenchBackend::Wasm => vec![Mode::Wasm, Mode::WasmEpoch, Mode::WasmCli],
-        BenchBackend::Container => vec![Mode::Container],
+        BenchBackend::Container => vec![Mode::Container, Mode::ContainerPool],
+        BenchBackend::ContainerPool => vec![Mode::ContainerPool],
         BenchBackend::All => Mode::ALL.to_vec(),
     };
     let config = BenchConfig {

@@ -207,8 +207,10 @@ pub struct CheckArgs {
 pub enum BenchBackend {
     /// wasm, wasm-epoch and wasm-cli.
     Wasm,
-    /// The container.
+    /// The container: cold (`container`) and through a warm pool (`container-pool`).
     Container,
+    /// The container through a warm pool only.
+    ContainerPool,
     /// Every mode.
     All,
 }

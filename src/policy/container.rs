@@ -25,6 +25,11 @@ pub struct ContainerConfig {
     /// A pinned seccomp profile under `profiles/seccomp/`, by file name; empty means the
     /// engine's own default profile. Default empty.
     pub seccomp_profile: String,
+    /// Warm containers `batch` and `serve` keep ready for this profile's runs
+    /// ([`crate::SandboxBuilder::container_pool`]). Default 0: a cold container per run,
+    /// since a warm container holds a process and its numpy/pandas imports in memory while
+    /// it waits, and a one-shot `stratbox run` would only pay for starting it.
+    pub pool: usize,
 }
 
 impl Default for ContainerConfig {
@@ -36,6 +41,7 @@ impl Default for ContainerConfig {
             max_open_files: 64,
             max_file_bytes: 64 << 20,
             seccomp_profile: String::new(),
+            pool: 0,
         }
     }
 }
@@ -49,6 +55,13 @@ impl ContainerConfig {
         }
         if !(self.cpus > 0.0 && self.cpus <= 1024.0) {
             return Err(format!("container.cpus must be above 0, got {}", self.cpus));
+        }
+        if self.pool > crate::backend::container::pool::MAX_POOL_SIZE {
+            return Err(format!(
+                "container.pool must be at most {}, got {}",
+                crate::backend::container::pool::MAX_POOL_SIZE,
+                self.pool
+            ));
         }
         if self.max_pids == 0 {
             return Err("container.max-pids must be greater than zero".into());

@@ -25,6 +25,10 @@ mod parity;
 /// caught, nothing left behind.
 #[cfg(feature = "test-docker")]
 mod probe;
+/// The warm container pool: pooled runs end as cold ones, one run per container, dead
+/// containers passed over, limits, cleanup.
+#[cfg(feature = "test-docker")]
+mod pool;
 /// The JSON Schemas `stratbox schema` prints match real outcomes and requests.
 mod schema;
 /// The wasm guest's file system: its own in-memory /tmp, a read-only /data, nothing else.

@@ -41,6 +41,11 @@ pub const PYTHON: [&str; 3] = ["/usr/bin/python3", "-I", "-u"];
 /// on `sys.path`, no user site). The `PYTHON*` variables then read are the image's
 /// (`PYTHONDONTWRITEBYTECODE`) and [`ContainerSpec::env`]'s: none comes from the host.
 pub const PYTHON_SEEDED: [&str; 4] = ["/usr/bin/python3", "-P", "-s", "-u"];
+/// CPU seconds a warm container may spend starting (importing numpy and pandas) on top of
+/// `limits.cpu-time`: its RLIMIT_CPU is raised by this much at creation, and the runner
+/// lowers it to what it used plus `cpu-time` before it waits for a strategy (see
+/// [`super::pool`]). A start that needs more is killed and the container discarded.
+pub const WARM_UP_CPU_SECONDS: i64 = 60;
 
 /// Everything the backend decided about one container.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +78,9 @@ pub struct ContainerSpec {
     pub policy_name: String,
     /// `PYTHONHASHSEED` of a deterministic run; `None` keeps hash randomisation.
     pub hash_seed: Option<u32>,
+    /// `None` for a container started for one run; for a container of the warm pool, the
+    /// modules its runner imports before it waits for a strategy (the runner's `--warm`).
+    pub warm_modules: Option<Vec<String>>,
 }
 
 impl ContainerSpec {
@@ -122,6 +130,7 @@ impl ContainerSpec {
             seccomp,
             policy_name: policy.name.clone(),
             hash_seed: policy.determinism().map(|d| d.python_hash_seed()),
+            warm_modules: None,
         })
     }
 
@@ -131,12 +140,18 @@ impl ContainerSpec {
             Some(_) => &PYTHON_SEEDED,
             None => &PYTHON,
         };
-        python
+        let mut command: Vec<String> = python
             .iter()
             .copied()
             .chain([RUNNER_PATH])
             .map(str::to_owned)
-            .collect()
+            .collect();
+        if let Some(modules) = &self.warm_modules {
+            command.push("--warm".to_owned());
+            command.push(self.cpu_seconds.to_string());
+            command.extend(modules.iter().cloned());
+        }
+        command
     }
 
     /// Environment variables: only what the runtime needs, nothing from the host.
@@ -164,13 +179,18 @@ impl ContainerSpec {
 
     /// `nofile`, `fsize`, `core` and `cpu`, soft and hard.
     pub fn ulimits(&self) -> Vec<(&'static str, i64, i64)> {
+        // A warm container's runner lowers this to `cpu_seconds` past its start-up.
+        let cpu_seconds = match self.warm_modules {
+            Some(_) => self.cpu_seconds + WARM_UP_CPU_SECONDS,
+            None => self.cpu_seconds,
+        };
         vec![
             ("nofile", self.max_open_files, self.max_open_files),
             ("fsize", self.max_file_bytes, self.max_file_bytes),
             ("core", 0, 0),
             // SIGXCPU at the soft limit (Python does not catch it), SIGKILL one second later
             // for a strategy that ignores SIGXCPU.
-            ("cpu", self.cpu_seconds, self.cpu_seconds + 1),
+            ("cpu", cpu_seconds, cpu_seconds + 1),
         ]
     }
 

@@ -33,6 +33,19 @@ impl ContainerGuard {
         &self.name
     }
 
+    /// The same container in the charge of `engine` (a client of the current runtime: a
+    /// warm container was created by the pool's filler, perhaps on another runtime).
+    pub fn rebind(mut self, engine: Engine) -> Self {
+        self.armed = false;
+        Self::new(engine, std::mem::take(&mut self.name))
+    }
+
+    /// Gives up the charge without removing the container (someone else removes it).
+    pub fn disarm(mut self) -> String {
+        self.armed = false;
+        std::mem::take(&mut self.name)
+    }
+
     /// Removes the container (killing it if it still runs).
     pub async fn remove(mut self) -> Result<(), bollard::errors::Error> {
         self.armed = false;

@@ -54,12 +54,17 @@
 //! unwinds (panic). Every container is named `stratbox-<random>` and labelled
 //! `org.stratbox.run=1`, so leftovers can be listed with
 //! `docker ps -a --filter label=org.stratbox.run`.
+//!
+//! With a warm pool ([`ContainerBackend::with_pool`], [`crate::SandboxBuilder::container_pool`])
+//! the containers are started ahead of time with the same configuration and each still
+//! serves one run; see [`pool`] for what differs (the start-up, and when the clocks start).
 
 pub mod capture;
 pub mod config;
 pub mod engine;
 pub mod guard;
 pub mod probe;
+pub mod pool;
 mod run;
 pub mod seccomp;
 pub mod seccomp_report;
@@ -77,6 +82,7 @@ use crate::route::BackendKind;
 
 pub use config::{ContainerSpec, RUN_LABEL};
 pub use engine::{Engine, EngineError};
+pub use pool::{ContainerPool, PoolKey, PoolStatus};
 pub use seccomp::SeccompProfile;
 
 /// The command that builds the runtime image.
@@ -142,6 +148,15 @@ pub enum ContainerError {
         /// Which checks failed.
         detail: String,
     },
+    /// A container of the warm pool did not become ready (it never carries a strategy:
+    /// runs then start cold containers).
+    #[error("warm container {name} did not start: {detail}")]
+    WarmUp {
+        /// The container.
+        name: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// The runner found the confinement not in force; the strategy was not started.
     #[error("the container's confinement is not in force ({detail}); the strategy was not started")]
     Preflight {
@@ -162,6 +177,7 @@ impl ContainerError {
             ContainerError::Seccomp { .. } => Cause::SeccompProfile,
             ContainerError::SeccompUnsupported { .. } => Cause::SeccompUnsupported,
             ContainerError::Preflight { .. } => Cause::ConfinementFailed,
+            ContainerError::WarmUp { .. } => Cause::EngineError,
         }
     }
 }
@@ -170,9 +186,10 @@ impl ContainerError {
 ///
 /// `ContainerBackend::default()` uses the image of this build of stratbox
 /// ([`ImageSpec::current`]) and the engine at [`engine::DEFAULT_DOCKER_HOST`] (no
-/// environment variable is read). It connects lazily, on the first run, and negotiates
-/// the API version once; each run then uses a fresh client, so a backend may be shared
-/// across runtimes.
+/// environment variable is read), and no warm pool. It connects lazily, on the first run,
+/// and negotiates the API version once; each run then uses a fresh client, so a backend may
+/// be shared across runtimes (a warm pool, though, lives on the runtime that started it:
+/// see [`pool`]).
 #[derive(Debug, Default)]
 pub struct ContainerBackend {
     image: Option<String>,
@@ -182,6 +199,10 @@ pub struct ContainerBackend {
     python: tokio::sync::OnceCell<Option<String>>,
     /// The image's id (`sha256:…`), looked up with its language level.
     image_id: OnceLock<String>,
+    /// Warm containers to keep; 0: every run starts a cold container.
+    pool_size: usize,
+    /// The warm pool, started by the first run or [`ContainerBackend::prewarm`].
+    pool: OnceLock<ContainerPool>,
 }
 
 impl ContainerBackend {
@@ -201,6 +222,59 @@ impl ContainerBackend {
     pub fn with_docker_host(mut self, host: impl Into<String>) -> Self {
         self.docker_host = Some(host.into());
         self
+    }
+
+    /// Keeps `size` warm containers ready (see [`pool`]); 0, the default, starts a cold
+    /// container for every run. Clamped to [`pool::MAX_POOL_SIZE`].
+    pub fn with_pool(mut self, size: usize) -> Self {
+        self.pool_size = size.min(pool::MAX_POOL_SIZE);
+        self
+    }
+
+    /// The warm pool, once started.
+    pub fn pool(&self) -> Option<&ContainerPool> {
+        self.pool.get()
+    }
+
+    /// Starts the warm pool for runs of `policy` (without a data directory), if pooling is
+    /// on and no pool was started yet. Returns whether the pool serves `policy`'s runs.
+    pub async fn prewarm(&self, policy: &Policy) -> Result<bool, ContainerError> {
+        if self.pool_size == 0 {
+            return Ok(false);
+        }
+        let spec = ContainerSpec::new(policy, &self.image(), "", None)?;
+        let engine = self.engine().await?;
+        Ok(self.pool_for(&spec, policy, &engine).is_some())
+    }
+
+    /// Stops the warm pool's filler and removes every pooled container; later runs start
+    /// cold containers. Nothing to do without a pool.
+    pub async fn shutdown(&self) {
+        if let Some(pool) = self.pool.get() {
+            pool.shutdown().await;
+        }
+    }
+
+    /// The pool, started for this key if there is none yet, when it serves `spec`'s key.
+    fn pool_for(
+        &self,
+        spec: &ContainerSpec,
+        policy: &Policy,
+        engine: &Engine,
+    ) -> Option<&ContainerPool> {
+        if self.pool_size == 0 {
+            return None;
+        }
+        let key = PoolKey::new(spec, policy);
+        let pool = self
+            .pool
+            .get_or_init(|| ContainerPool::start(key.clone(), self.pool_size, engine.clone()));
+        if *pool.key() == key {
+            Some(pool)
+        } else {
+            pool.note_cold();
+            None
+        }
     }
 
     /// The image runs use.
@@ -239,7 +313,14 @@ impl ContainerBackend {
         let spec = ContainerSpec::new(policy, &image, &name, job.data_dir)?;
         let engine = self.engine().await?;
         let python = self.python(&engine, &image).await?;
-        let mut execution = run::run(&engine, &spec, job, policy).await?;
+        let warm = match self.pool_for(&spec, policy, &engine) {
+            Some(pool) => pool.take(&engine).await,
+            None => None,
+        };
+        let mut execution = match warm {
+            Some(warm) => warm.run(&engine, job, policy).await?,
+            None => run::run(&engine, &spec, job, policy).await?,
+        };
         execution.python = python;
         Ok(execution)
     }

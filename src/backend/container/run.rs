@@ -42,6 +42,17 @@ enum Stop {
     Output,
 }
 
+/// The output and input of a started container, attached before it started so that
+/// nothing it wrote is lost.
+pub(super) struct Attached {
+    /// stdout and stderr frames.
+    pub output: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    /// The container's stdin.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
 /// Runs `job` in a new container and removes it.
 pub(super) async fn run(
     engine: &Engine,
@@ -49,31 +60,31 @@ pub(super) async fn run(
     job: &Job<'_>,
     policy: &Policy,
 ) -> Result<Execution, ContainerError> {
-    let guard = create(engine, spec, spec.create_body()).await?;
-    let result = attach_and_run(engine, spec, job, policy).await;
-    let removed = guard.remove().await;
-    tracing::debug!(
-        container = spec.name.as_str(),
-        removed = removed.is_ok(),
-        "container removed"
-    );
-    let execution = result?;
-    removed.map_err(|source| ContainerError::Api {
-        action: format!("removing container {}", spec.name),
-        source,
-    })?;
-    execution.into_execution()
+    let guard = create(engine, spec, &[]).await?;
+    let result = async {
+        let attached = attach_and_start(engine, &spec.name).await?;
+        drive(engine, spec, job, policy, attached).await
+    }
+    .await;
+    finish(guard, result).await
 }
 
-/// Creates the container `spec` names from `body` and takes charge of it: from here on it
-/// is removed on every path. A missing image is [`ContainerError::ImageMissing`], or
-/// [`ContainerError::ImageStale`] when images of other stratbox versions are there.
+/// Creates the container `spec` describes, with `labels` added to the spec's; the guard
+/// removes it.
 pub(super) async fn create(
     engine: &Engine,
     spec: &ContainerSpec,
-    body: bollard::models::ContainerCreateBody,
+    labels: &[(&str, &str)],
 ) -> Result<ContainerGuard, ContainerError> {
     let docker = engine.docker();
+    let mut body = spec.create_body();
+    if let Some(all) = body.labels.as_mut() {
+        all.extend(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+    }
     let created = docker
         .create_container(
             Some(
@@ -105,15 +116,66 @@ pub(super) async fn create(
                 ContainerError::ImageStale { image, found }
             })
         }
-        Err(source) => Err(ContainerError::Api {
-            action: format!("creating container {}", spec.name),
-            source,
-        }),
+        Err(source) => Err(api_error("creating", &spec.name, source)),
     }
 }
 
+/// Removes the container, then classifies the run's ending.
+pub(super) async fn finish(
+    guard: ContainerGuard,
+    result: Result<Raw, ContainerError>,
+) -> Result<Execution, ContainerError> {
+    let name = guard.name().to_owned();
+    let removed = guard.remove().await;
+    tracing::debug!(container = name.as_str(), removed = removed.is_ok(), "container removed");
+    let execution = result?;
+    removed.map_err(|source| api_error("removing", &name, source))?;
+    execution.into_execution()
+}
+
+pub(super) fn api_error(
+    action: &str,
+    name: &str,
+    source: bollard::errors::Error,
+) -> ContainerError {
+    ContainerError::Api {
+        action: format!("{action} container {name}"),
+        source,
+    }
+}
+
+/// Attaches to the created container `name` and starts it.
+pub(super) async fn attach_and_start(
+    engine: &Engine,
+    name: &str,
+) -> Result<Attached, ContainerError> {
+    let docker = engine.docker();
+    let attach_options = AttachContainerOptionsBuilder::new()
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .logs(false)
+        .build();
+    let attached = docker
+        .attach_container(name, Some(attach_options))
+        .await
+        .map_err(|source| api_error("attaching to", name, source))?;
+    docker
+        .start_container(
+            name,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await
+        .map_err(|source| api_error("starting", name, source))?;
+    Ok(Attached {
+        output: attached.output,
+        input: attached.input,
+    })
+}
+
 /// What a run produced, before it is classified.
-struct Raw {
+pub(super) struct Raw {
     stop: Stop,
     stdout: Capped,
     stderr: Stderr,
@@ -126,11 +188,15 @@ struct Raw {
     kill_on_overflow: bool,
 }
 
-async fn attach_and_run(
+/// Feeds `job` to the started container and follows it to its end. The run's clock (wall
+/// time, deadline) starts here, whether the container started just now or waited in the
+/// pool.
+pub(super) async fn drive(
     engine: &Engine,
     spec: &ContainerSpec,
     job: &Job<'_>,
     policy: &Policy,
+    attached: Attached,
 ) -> Result<Raw, ContainerError> {
     let docker = engine.docker();
     let name = spec.name.as_str();
@@ -138,27 +204,7 @@ async fn attach_and_run(
         let action = format!("{action} container {name}");
         move |source| ContainerError::Api { action, source }
     };
-    let attach_options = AttachContainerOptionsBuilder::new()
-        .stdin(true)
-        .stdout(true)
-        .stderr(true)
-        .stream(true)
-        .logs(false)
-        .build();
-    let attached = docker
-        .attach_container(name, Some(attach_options))
-        .await
-        .map_err(api("attaching to"))?;
-    let output = attached.output;
-    let mut input = attached.input;
-
-    docker
-        .start_container(
-            name,
-            None::<bollard::query_parameters::StartContainerOptions>,
-        )
-        .await
-        .map_err(api("starting"))?;
+    let Attached { output, mut input } = attached;
     let started = Instant::now();
     let deadline = tokio::time::Instant::from_std(started + policy.limits.wall_time);
 
@@ -294,7 +340,7 @@ fn cap(bytes: u64) -> usize {
 
 impl Raw {
     /// Classifies the ending (see the module docs of `container` for the table).
-    fn into_execution(self) -> Result<Execution, ContainerError> {
+    pub(super) fn into_execution(self) -> Result<Execution, ContainerError> {
         let (stdout, stdout_truncated) = self.stdout.finish();
         let (stderr, stderr_truncated, result) = self.stderr.finish(&self.nonce);
         if let Some(RunnerResult { ending, detail, .. }) = &result
