@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod batch;
 #[cfg(feature = "cli")]
 pub mod bench;
 pub mod image;
@@ -45,6 +46,8 @@ pub mod policy;
 pub mod request;
 pub mod route;
 mod sandbox;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod validate;
 
 pub use outcome::{Cause, Outcome, Reason, Status};

@@ -22,6 +22,7 @@
 //! Profiles shipped with stratbox (`profiles/*.toml`) are compiled into the binary and
 //! selected by name; any other profile is selected by path.
 
+mod ceiling;
 mod container;
 mod modules;
 pub mod units;
