@@ -94,7 +94,7 @@ fn every_line_gets_one_outcome_and_bad_lines_say_why() {
         ("profile", "no built-in profile named `no-such-profile`"),
         (
             "11",
-            "not a valid request: expected value at line 1 column 1",
+            "not a valid request: expected ident at line 1 column 2",
         ),
         ("13", "not valid UTF-8 (byte 34 of the line)"),
     ] {
