@@ -38,6 +38,7 @@
 
 pub mod audit;
 pub mod backend;
+pub mod batch;
 #[cfg(feature = "cli")]
 pub mod bench;
 pub mod image;
@@ -46,6 +47,8 @@ pub mod policy;
 pub mod request;
 pub mod route;
 mod sandbox;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod validate;
 
 pub use outcome::{Cause, Outcome, Reason, Status, Unreproducible};

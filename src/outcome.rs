@@ -29,6 +29,10 @@ pub enum Status {
     Killed,
     /// The sandbox could not run it; `message` says why.
     Unavailable,
+    /// A `batch` line or `serve` request that could not be read as a request (bad JSON,
+    /// an unknown field, no source, a file it may not name); `message` says why. Nothing
+    /// ran; the other requests of a batch go on.
+    Invalid,
 }
 
 impl Status {
@@ -40,10 +44,13 @@ impl Status {
             Status::Rejected => "rejected",
             Status::Killed => "killed",
             Status::Unavailable => "unavailable",
+            Status::Invalid => "invalid",
         }
     }
 
-    /// The process exit code `stratbox run` uses for this status (see DESIGN.md).
+    /// The process exit code `stratbox run` uses for this status (see DESIGN.md); an
+    /// invalid request is a usage error (2). `batch` exits with the largest code of its
+    /// outcomes, so the most severe ending wins.
     pub fn exit_code(self) -> u8 {
         match self {
             Status::Ok => 0,
@@ -51,6 +58,7 @@ impl Status {
             Status::Rejected => 3,
             Status::Killed => 4,
             Status::Unavailable => 5,
+            Status::Invalid => 2,
         }
     }
 }
@@ -205,6 +213,10 @@ pub struct Usage {
 /// The account of one run. Serialised as the `--json` output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {
+    /// The request's `id` in `batch` and `serve` responses (in `batch`, the request's line
+    /// number when it names none); absent from `run --json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// How the run ended.
     pub status: Status,
     /// Set when `status` is `killed`.
@@ -260,6 +272,7 @@ impl Outcome {
     /// An outcome for a run that never started.
     pub fn not_run(status: Status, policy: &str) -> Self {
         Self {
+            id: None,
             status,
             reason: None,
             message: None,
@@ -289,6 +302,19 @@ impl Outcome {
             cause: Some(cause),
             ..Self::not_run(Status::Unavailable, policy)
         }
+    }
+
+    /// A request that could not be read or resolved: nothing ran, `message` says why.
+    pub fn invalid(policy: &str, message: impl Into<String>) -> Self {
+        Self {
+            message: Some(message.into()),
+            ..Self::not_run(Status::Invalid, policy)
+        }
+    }
+
+    /// The same outcome carrying a request's `id`.
+    pub fn with_id(self, id: Option<String>) -> Self {
+        Self { id, ..self }
     }
 
     /// The validator or router refused the strategy.
@@ -365,6 +391,7 @@ mod tests {
             Status::Rejected,
             Status::Killed,
             Status::Unavailable,
+            Status::Invalid,
         ] {
             assert_eq!(
                 serde_json::to_value(status).ok(),

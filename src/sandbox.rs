@@ -48,6 +48,8 @@ pub struct Sandbox {
     settings: SandboxBuilder,
     wasm: OnceLock<WasmBackend>,
     container: OnceLock<ContainerBackend>,
+    /// One permit per container run at once ([`SandboxBuilder::max_containers`]).
+    container_slots: tokio::sync::Semaphore,
 }
 
 impl Default for Sandbox {
@@ -187,7 +189,11 @@ impl Sandbox {
                 Ok(wasm) => wasm.execute(&job, policy).await,
                 Err(err) => Err(err.into()),
             },
-            BackendKind::Container => self.container().execute(&job, policy).await,
+            BackendKind::Container => {
+                // The semaphore is never closed, so acquiring only waits.
+                let _slot = self.container_slots.acquire().await;
+                self.container().execute(&job, policy).await
+            }
         };
         match executed {
             Ok(execution) => finish(execution, route, policy),
@@ -290,6 +296,7 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
         mismatch: _,
     } = execution;
     Outcome {
+        id: None,
         status,
         reason,
         message,
@@ -331,6 +338,7 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
 /// | image ([`image`]) | the runtime image of this stratbox, `stratbox-runtime:<hash of its inputs>` ([`ImageSpec::current`]) |
 /// | pool size ([`pool_size`]) | 32 wasm runs at once ([`MAX_CONCURRENT_RUNS`]); further runs wait |
 /// | warm containers ([`container_pool`]) | 0: every container run starts a cold container (a warm container holds a process and its numpy/pandas imports in memory while it waits, which a one-shot run never gets back) |
+/// | containers at once ([`max_containers`]) | [`DEFAULT_MAX_CONTAINERS`]; further container runs wait |
 ///
 /// The cache directory is used only if it, and every folder above it, is owned by the
 /// current user (or root, above it) and not writable by group or others; otherwise the
@@ -360,6 +368,8 @@ fn finish(execution: Execution, route: Route, policy: &Policy) -> Outcome {
 /// [`image`]: SandboxBuilder::image
 /// [`pool_size`]: SandboxBuilder::pool_size
 /// [`container_pool`]: SandboxBuilder::container_pool
+/// [`max_containers`]: SandboxBuilder::max_containers
+/// [`DEFAULT_MAX_CONTAINERS`]: SandboxBuilder::DEFAULT_MAX_CONTAINERS
 /// [`from_env`]: SandboxBuilder::from_env
 /// [`default_guest_path`]: crate::backend::wasm::default_guest_path
 /// [`default_cache_dir`]: crate::backend::wasm::default_cache_dir
@@ -373,6 +383,7 @@ pub struct SandboxBuilder {
     docker_host: Option<String>,
     image: Option<String>,
     container_pool: usize,
+    max_containers: Option<u32>,
 }
 
 impl SandboxBuilder {
@@ -382,6 +393,9 @@ impl SandboxBuilder {
     pub const CACHE_DIR_ENV: &str = "STRATBOX_CACHE_DIR";
     /// The environment variable [`from_env`](Self::from_env) reads the engine address from.
     pub const DOCKER_HOST_ENV: &str = "DOCKER_HOST";
+    /// Container runs at once by default: each container takes a CPU (`cpus`) and up to
+    /// its memory limit, so a burst of them must not start all at once.
+    pub const DEFAULT_MAX_CONTAINERS: u32 = 4;
 
     /// Takes settings from the environment where they are set (and not empty):
     /// `STRATBOX_GUEST` (guest path), `STRATBOX_CACHE_DIR` (cache directory) and
@@ -465,12 +479,21 @@ impl SandboxBuilder {
         self
     }
 
+    /// Runs at most `runs` container strategies at once (at least 1); further container
+    /// runs wait for one to end. Wasm runs are bounded apart, by [`pool_size`](Self::pool_size).
+    pub fn max_containers(mut self, runs: u32) -> Self {
+        self.max_containers = Some(runs.max(1));
+        self
+    }
+
     /// The sandbox. Nothing is loaded or connected yet: backends are set up on first use.
     pub fn build(self) -> Sandbox {
+        let containers = self.max_containers.unwrap_or(Self::DEFAULT_MAX_CONTAINERS);
         Sandbox {
             settings: self,
             wasm: OnceLock::new(),
             container: OnceLock::new(),
+            container_slots: tokio::sync::Semaphore::new(containers as usize),
         }
     }
 }

@@ -791,7 +791,7 @@ impl<'a> Runner<'a> {
             Status::Unavailable => Ok(Err(outcome
                 .message
                 .unwrap_or_else(|| "the sandbox could not run".into()))),
-            Status::Error | Status::Killed | Status::Rejected => {
+            Status::Error | Status::Killed | Status::Rejected | Status::Invalid => {
                 let detail = outcome
                     .reason
                     .map(|reason| reason.as_str().to_owned())
@@ -921,6 +921,7 @@ fn status_name(status: Status) -> &'static str {
         Status::Rejected => "rejected",
         Status::Killed => "killed",
         Status::Unavailable => "unavailable",
+        Status::Invalid => "invalid",
     }
 }
 

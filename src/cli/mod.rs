@@ -1,6 +1,7 @@
 //! The command line: clap definitions here, one file per subcommand.
 
 mod audit;
+mod batch;
 mod bench;
 mod check;
 mod completions;
@@ -10,6 +11,7 @@ mod log;
 mod probe;
 mod run;
 mod schema;
+mod serve;
 mod source;
 
 use std::path::PathBuf;
@@ -39,6 +41,10 @@ enum Command {
     Run(RunArgs),
     /// Validate and route a strategy without running it.
     Check(CheckArgs),
+    /// Run many strategies at once: JSON Lines requests in, one JSON outcome per line out.
+    Batch(BatchArgs),
+    /// Serve runs over HTTP/JSON until SIGTERM or SIGINT.
+    Serve(ServeArgs),
     /// Report what works on this machine: guest, cache, engine, image, seccomp.
     Doctor(DoctorArgs),
     /// Manage the container backend's runtime image.
@@ -163,6 +169,64 @@ enum AuditCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// JSON Lines requests, one per line (see `stratbox schema request`); `-` or nothing
+    /// for stdin.
+    #[arg(value_name = "FILE", conflicts_with = "dir")]
+    file: Option<String>,
+    /// Run every `*.py` file directly in DIR instead (each outcome's id is the file name).
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// With --dir: a file every strategy reads on stdin (default: empty stdin).
+    #[arg(long, value_name = "FILE", requires = "dir")]
+    input: Option<PathBuf>,
+    /// The profile of requests that name none.
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// wasm runs at once (default: the number of CPU cores).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs: Option<u32>,
+    /// Container runs at once, apart from --jobs.
+    #[arg(long, value_name = "N", default_value_t = stratbox::SandboxBuilder::DEFAULT_MAX_CONTAINERS,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    container_jobs: u32,
+    /// Write the outcomes in input order (default: as the runs finish).
+    #[arg(long)]
+    ordered: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; port 0 picks a free one (printed on stderr).
+    #[arg(long, value_name = "ADDR", default_value = stratbox::serve::DEFAULT_LISTEN,
+          value_parser = serve::parse_listen)]
+    listen: std::net::SocketAddr,
+    /// A file holding the bearer token every request must carry (`Authorization: Bearer
+    /// ...`); required unless listening on a loopback address.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Let requests name files (`path`, `input_path`) that resolve, symbolic links
+    /// included, inside DIR; without it, source and input must be inline.
+    #[arg(long, value_name = "DIR")]
+    files_root: Option<PathBuf>,
+    /// The server's profile: the one requests run under, and the ceiling of any they name.
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// Runs at once (default: the number of CPU cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    max_in_flight: Option<u32>,
+    /// Requests waiting for a run slot; past this the server answers 429.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    max_queue: u32,
+    /// After SIGTERM/SIGINT: how long in-flight runs may finish before they are cancelled.
+    #[arg(long, value_name = "D", default_value = "10s", value_parser = parse_duration)]
+    grace: std::time::Duration,
+    /// Write the bound address to FILE once listening (for scripts and tests).
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -292,6 +356,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),
+        Command::Batch(args) => batch::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Image(args) => image::run(args),
         Command::Bench(args) => bench::run(args),

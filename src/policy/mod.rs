@@ -23,6 +23,7 @@
 //! Profiles shipped with stratbox (`profiles/*.toml`) are compiled into the binary and
 //! selected by name; any other profile is selected by path.
 
+mod ceiling;
 mod container;
 pub mod determinism;
 mod modules;

@@ -10,20 +10,7 @@ fn stratbox(args: &[&str]) -> Output {
 }
 
 fn stratbox_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
-        .args(args)
-        .current_dir(root())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("stratbox starts");
-    let mut pipe = child.stdin.take().expect("stdin");
-    // A child that exits early closes its stdin; a broken pipe here is not a failure.
-    let _ = pipe.write_all(stdin);
-    drop(pipe);
-    child.wait_with_output().expect("stratbox exits")
+    crate::common::stratbox_fed(args, stdin.to_vec())
 }
 
 fn stderr(output: &Output) -> String {

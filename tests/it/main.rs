@@ -5,6 +5,8 @@ mod common;
 
 /// The audit log: whole lines under concurrency, the facts of each run, `audit verify`.
 mod audit;
+/// `stratbox batch`: one outcome per request line, bad lines `invalid`, exit codes.
+mod batch;
 /// The command line: arguments, exit codes, bad input, output formats.
 mod cli;
 /// The container backend: confinement, limits, outcomes and cleanup against the real engine.
@@ -33,6 +35,9 @@ mod pool;
 mod schema;
 /// The wasm guest's file system: its own in-memory /tmp, a read-only /data, nothing else.
 mod scratch;
+/// `stratbox serve` over real HTTP: endpoints, refusals, overload, tokens, shutdown; and
+/// the Python client's tests against it.
+mod serve;
 /// The AST validator and the router: fixtures, rules, NFKC, routing, diagnostics.
 mod validator;
 /// The wasm backend: limits, capabilities and isolation of the CPython guest.

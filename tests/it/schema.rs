@@ -138,3 +138,35 @@ fn a_sample_request_parses_and_an_unknown_field_is_refused() {
         "an unknown backend passes"
     );
 }
+
+#[test]
+fn batch_outcomes_and_invalid_ones_match_the_printed_schema() {
+    let validator = printed_schema("outcome");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let requests = dir.path().join("requests.jsonl");
+    std::fs::write(
+        &requests,
+        "{\"id\": \"a\", \"source\": \"print(1)\"}\n{\"id\": \"b\", \"sorce\": 1}\n",
+    )
+    .expect("requests");
+    let out = stratbox(
+        &[
+            "batch",
+            requests.to_str().expect("UTF-8 temp path"),
+            "--ordered",
+        ],
+        &[],
+    );
+    let outcomes: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{out:?}");
+    assert_eq!(
+        (&outcomes[0]["status"], &outcomes[1]["status"]),
+        (&"ok".into(), &"invalid".into())
+    );
+    for outcome in &outcomes {
+        assert_valid(&validator, outcome, "a batch outcome");
+    }
+}

@@ -185,3 +185,26 @@ pub fn stratbox(args: &[&str]) -> std::process::Output {
         .output()
         .expect("stratbox runs")
 }
+
+/// Runs `stratbox` with `args` in the repository root, feeding `stdin` from a thread (so a
+/// large input cannot dead-lock against the child's output); a child that stops reading
+/// early is not a failure.
+pub fn stratbox_fed(args: &[&str], stdin: Vec<u8>) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(args)
+        .current_dir(root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stratbox starts");
+    let mut pipe = child.stdin.take().expect("stdin");
+    let feeder = std::thread::spawn(move || {
+        let _ = pipe.write_all(&stdin);
+    });
+    let output = child.wait_with_output().expect("stratbox exits");
+    feeder.join().expect("the feeder thread");
+    output
+}

@@ -1,0 +1,207 @@
+//! `stratbox batch`: one outcome per request line, bad lines `invalid`, the exit code rule.
+
+use std::collections::BTreeMap;
+use std::process::Output;
+
+/// Runs `stratbox batch` with `args`, feeding it `stdin`.
+fn batch(args: &[&str], stdin: Vec<u8>) -> Output {
+    let mut all = vec!["batch"];
+    all.extend_from_slice(args);
+    crate::common::stratbox_fed(&all, stdin)
+}
+
+/// Every stdout line as a JSON outcome.
+fn outcomes(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| {
+                panic!(
+                    "not a JSON line ({e}): {line}\nstderr:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            })
+        })
+        .collect()
+}
+
+/// The outcomes by id.
+fn by_id(output: &Output) -> BTreeMap<String, serde_json::Value> {
+    outcomes(output)
+        .into_iter()
+        .map(|outcome| {
+            let id = outcome["id"]
+                .as_str()
+                .expect("every outcome has an id")
+                .to_owned();
+            (id, outcome)
+        })
+        .collect()
+}
+
+#[test]
+fn every_line_gets_one_outcome_and_bad_lines_say_why() {
+    let mut input = Vec::new();
+    for line in [
+        r#"{"id": "ok", "source": "import json, sys\nprint(json.load(sys.stdin)['n'] * 2)", "input": {"n": 21}}"#,
+        r#"{"id": "file", "path": "tests/fixtures/honest/abc_numbers.py", "backend": "wasm"}"#,
+        r#"{"id": "fails", "source": "raise SystemExit(3)"}"#,
+        r#"{"id": "refused", "source": "import os"}"#,
+        r#"{"id": "unknown", "source": "print(1)", "sorce": "x"}"#,
+        r#"{"id": "both", "source": "print(1)", "path": "x.py"}"#,
+        r#"{"id": "neither"}"#,
+        r#"{"id": "missing", "path": "no/such/file.py"}"#,
+        r#"{"id": "profile", "source": "print(1)", "profile": "no-such-profile"}"#,
+        r#"{"source": "print('no id')"}"#,
+        "this is not json",
+        "",
+    ] {
+        input.extend_from_slice(line.as_bytes());
+        input.push(b'\n');
+    }
+    input.extend_from_slice(b"{\"id\": \"utf8\", \"source\": \"print('\xff')\"}\n");
+    let out = batch(&["-"], input);
+    let outcomes = by_id(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // 12 lines with content (the empty line is skipped), each with one outcome.
+    assert_eq!(outcomes.len(), 12, "{outcomes:#?}\n{stderr}");
+    let status = |id: &str| {
+        outcomes[id]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let message = |id: &str| {
+        outcomes[id]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(status("ok"), "ok");
+    assert_eq!(outcomes["ok"]["stdout"], "42\n");
+    assert_eq!(status("file"), "ok", "{:#}", outcomes["file"]);
+    assert_eq!(status("fails"), "error");
+    assert_eq!(outcomes["fails"]["exit_code"], 3);
+    assert_eq!(status("refused"), "rejected");
+    // A request without an id gets its line number.
+    assert_eq!(status("10"), "ok");
+    assert_eq!(outcomes["10"]["stdout"], "no id\n");
+    for (id, says) in [
+        ("unknown", "unknown field `sorce`"),
+        ("both", "a request takes `source` or `path`, not both"),
+        ("neither", "a request needs `source` or `path`"),
+        ("missing", "cannot read `path` no/such/file.py"),
+        ("profile", "no built-in profile named `no-such-profile`"),
+        (
+            "11",
+            "not a valid request: expected ident at line 1 column 2",
+        ),
+        ("13", "not valid UTF-8 (byte 34 of the line)"),
+    ] {
+        assert_eq!(status(id), "invalid", "{id}: {:#}", outcomes[id]);
+        assert!(message(id).contains(says), "{id}: {}", message(id));
+        assert!(outcomes[id]["backend"].is_null(), "{id}: nothing ran");
+    }
+    // The most severe ending decides the exit code: rejected (3) over invalid (2) and
+    // error (1).
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("stratbox: 12 requests · 1 error, 7 invalid, 3 ok, 1 rejected · wall p50"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_100_mb_line_is_invalid_and_the_next_one_runs() {
+    let mut input = br#"{"id": "huge", "source": "print(1)", "input": ""#.to_vec();
+    input.resize(input.len() + 100_000_000, b'x');
+    input.extend_from_slice(b"\"}\n{\"id\": \"after\", \"source\": \"print('after')\"}\n");
+    let out = batch(&[], input);
+    let outcomes = by_id(&out);
+    assert_eq!(outcomes.len(), 2, "{outcomes:#?}");
+    assert_eq!(outcomes["after"]["status"], "ok");
+    // The id of an overlong line is never parsed: it gets its line number.
+    let huge = &outcomes["1"];
+    assert_eq!(huge["status"], "invalid");
+    let message = huge["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("the line is 100000")
+            && message.contains("longer than the 66624KiB a request may take"),
+        "{message}"
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn all_ok_exits_zero_and_ordered_keeps_input_order() {
+    let mut input = String::new();
+    for n in 0..40 {
+        // Later lines finish sooner: without --ordered they would come out shuffled.
+        let spin = (40 - n) * 20_000;
+        input.push_str(&format!(
+            "{{\"id\": \"r{n}\", \"source\": \"for _ in range({spin}): pass\\nprint({n})\"}}\n"
+        ));
+    }
+    let out = batch(&["--ordered", "--jobs", "4"], input.into_bytes());
+    let ids: Vec<String> = outcomes(&out)
+        .iter()
+        .map(|outcome| {
+            assert_eq!(outcome["status"], "ok", "{outcome:#}");
+            outcome["id"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    let expected: Vec<String> = (0..40).map(|n| format!("r{n}")).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn dir_runs_every_strategy_with_the_shared_input() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let strategies = dir.path().join("strategies");
+    std::fs::create_dir(&strategies).expect("dir");
+    for (name, source) in [
+        ("a.py", "import json, sys\nprint(sum(json.load(sys.stdin)))"),
+        ("b.py", "import json, sys\nprint(max(json.load(sys.stdin)))"),
+        ("c.py", "import socket"),
+    ] {
+        std::fs::write(strategies.join(name), source).expect("strategy");
+    }
+    std::fs::write(strategies.join("notes.txt"), "not a strategy").expect("notes");
+    let input = dir.path().join("input.json");
+    std::fs::write(&input, "[1, 5, 3]").expect("input");
+    let out = batch(
+        &[
+            "--dir",
+            &strategies.to_string_lossy(),
+            "--input",
+            &input.to_string_lossy(),
+        ],
+        Vec::new(),
+    );
+    let outcomes = by_id(&out);
+    assert_eq!(
+        outcomes.keys().collect::<Vec<_>>(),
+        ["a.py", "b.py", "c.py"],
+        "{outcomes:#?}"
+    );
+    assert_eq!(outcomes["a.py"]["stdout"], "9\n");
+    assert_eq!(outcomes["b.py"]["stdout"], "5\n");
+    assert_eq!(outcomes["c.py"]["status"], "rejected");
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    let out = batch(&["no/such/requests.jsonl"], Vec::new());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cannot read the requests no/such/requests.jsonl"),
+        "{out:?}"
+    );
+    let out = batch(&["--dir", "examples", "requests.jsonl"], Vec::new());
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = batch(&["--input", "x.json"], Vec::new());
+    assert_eq!(out.status.code(), Some(2), "--input needs --dir: {out:?}");
+}
