@@ -11,6 +11,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::audit::{AuditError, AuditLog, AuditRecord, RunFacts};
 use crate::outcome::{Outcome, Status};
 use crate::policy::{Policy, PolicyError, units};
 use crate::request::{BatchRequest, RequestError};
@@ -321,6 +322,10 @@ pub struct Resolver {
     files: FileAccess,
     profiles: ProfileChoice,
     loaded: Mutex<HashMap<String, Arc<Policy>>>,
+    /// Where every run is recorded, if anywhere.
+    audit: Option<AuditLog>,
+    /// Records that could not be written, and the first error.
+    audit_failures: Mutex<(u64, Option<AuditError>)>,
 }
 
 impl Resolver {
@@ -331,7 +336,48 @@ impl Resolver {
             files,
             profiles,
             loaded: Mutex::new(HashMap::new()),
+            audit: None,
+            audit_failures: Mutex::new((0, None)),
         }
+    }
+
+    /// Records every run this resolver starts in `log` (an `invalid` request runs nothing
+    /// and leaves no record). A record that cannot be written is logged as an error and
+    /// counted ([`Resolver::audit_failures`]); the run's outcome is still returned.
+    #[must_use]
+    pub fn with_audit(mut self, log: AuditLog) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// How many audit records could not be written, and the first error.
+    pub fn audit_failures(&self) -> (u64, Option<String>) {
+        let failures = self.audit_failures.lock().unwrap_or_else(|e| e.into_inner());
+        (failures.0, failures.1.as_ref().map(|err| crate::sandbox::chain(err)))
+    }
+
+    /// Runs a resolved request and records it in the audit log, if there is one.
+    pub async fn run_resolved(&self, sandbox: &Sandbox, resolved: &Resolved) -> Outcome {
+        let request = resolved.request();
+        let outcome = sandbox
+            .run(&request, &resolved.policy)
+            .await
+            .with_id(resolved.id.clone());
+        if let Some(log) = &self.audit {
+            let mut facts = RunFacts::new(sandbox, &request, &resolved.policy);
+            facts.request_id.clone_from(&outcome.id);
+            if let Err(err) = log.write(&AuditRecord::new(&facts, &outcome)) {
+                tracing::error!(
+                    log = %log.path().display(),
+                    error = %crate::sandbox::chain(&err),
+                    "an audit record was not written"
+                );
+                let mut failures = self.audit_failures.lock().unwrap_or_else(|e| e.into_inner());
+                failures.0 += 1;
+                failures.1.get_or_insert(err);
+            }
+        }
+        outcome
     }
 
     /// The policy of requests that name none.
@@ -462,10 +508,10 @@ impl Resolver {
             }
         };
         match resolved {
-            Ok(resolved) => sandbox
-                .run(&resolved.request(), &resolved.policy)
-                .await
-                .with_id(id),
+            Ok(resolved) => {
+                let resolved = Resolved { id, ..resolved };
+                self.run_resolved(sandbox, &resolved).await
+            }
             Err(err) => {
                 Outcome::invalid(&self.default.name, crate::sandbox::chain(&err)).with_id(id)
             }

@@ -35,6 +35,7 @@ struct BatchSettings {
     max_line: usize,
     resolver: Resolver,
     requests: RequestSource,
+    pool: usize,
 }
 
 /// Where the requests come from.
@@ -83,7 +84,14 @@ impl BatchSettings {
             container_jobs: args.container_jobs,
             ordered: args.ordered,
             max_line: max_line_bytes(&policy),
-            resolver: Resolver::new(policy, FileAccess::Host, ProfileChoice::Any),
+            pool: args.pool.unwrap_or(policy.container.pool),
+            resolver: {
+                let resolver = Resolver::new(policy, FileAccess::Host, ProfileChoice::Any);
+                match args.audit.open()? {
+                    Some(log) => resolver.with_audit(log),
+                    None => resolver,
+                }
+            },
             requests,
         })
     }
@@ -106,6 +114,9 @@ fn strategies_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Exit code when an audit record was lost (the usage-error code, as for `run --audit`).
+const EXIT_AUDIT_LOST: u8 = 2;
+
 /// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
 
@@ -116,6 +127,7 @@ pub fn run(args: BatchArgs) -> anyhow::Result<u8> {
             .from_env()
             .pool_size(settings.jobs)
             .max_containers(settings.container_jobs)
+            .container_pool(settings.pool)
             .build(),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -177,10 +189,13 @@ pub fn run(args: BatchArgs) -> anyhow::Result<u8> {
             stdout.flush()?;
             anyhow::Ok(())
         };
-        tokio::select! {
+        let finished = tokio::select! {
             written = write_all => written.map(|()| true),
             _ = tokio::signal::ctrl_c() => Ok(false),
-        }
+        };
+        // Warm containers are not left behind, whatever the ending.
+        sandbox.shutdown().await;
+        finished
     });
     progress.finish_and_clear();
     // Dropping the runtime cancels the runs still in flight; each removes its container.
@@ -195,6 +210,14 @@ pub fn run(args: BatchArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         .context("cannot read the requests")?;
     eprintln!("{}", summary.render());
+    let (lost, first) = resolver.audit_failures();
+    if lost > 0 {
+        eprintln!(
+            "stratbox: {lost} audit record(s) were not written: {}",
+            first.unwrap_or_default()
+        );
+        return Ok(summary.exit_code().max(EXIT_AUDIT_LOST));
+    }
     Ok(summary.exit_code())
 }
 

@@ -125,15 +125,36 @@ pub struct RunArgs {
     /// 2024-01-01T00:00:00Z; overrides run.clock).
     #[arg(long, value_name = "T", value_parser = parse_instant)]
     clock: Option<std::time::Duration>,
-    /// Append one JSON line describing the run to FILE (created if missing).
+    #[command(flatten)]
+    audit: AuditArgsFlags,
+    /// Print the outcome as one JSON object on stdout instead of passing output through.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The audit log flags of `run`, `batch` and `serve`.
+#[derive(Debug, Args)]
+pub struct AuditArgsFlags {
+    /// Append one JSON line describing each run to FILE (created if missing).
     #[arg(long, value_name = "F")]
     audit: Option<PathBuf>,
     /// When the audit log is flushed to disk.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = AuditFsync::Always, requires = "audit")]
     audit_fsync: AuditFsync,
-    /// Print the outcome as one JSON object on stdout instead of passing output through.
-    #[arg(long)]
-    json: bool,
+}
+
+impl AuditArgsFlags {
+    /// Opens the log the flags name, before anything runs.
+    fn open(&self) -> anyhow::Result<Option<stratbox::audit::AuditLog>> {
+        Ok(self
+            .audit
+            .as_ref()
+            .map(|path| {
+                stratbox::audit::AuditLog::open(path)
+                    .map(|log| log.with_fsync(self.audit_fsync.resolve()))
+            })
+            .transpose()?)
+    }
 }
 
 /// When an audit log is flushed to disk.
@@ -196,6 +217,11 @@ pub struct BatchArgs {
     /// Write the outcomes in input order (default: as the runs finish).
     #[arg(long)]
     ordered: bool,
+    /// Warm containers to keep ready (default: the profile's `[container] pool`).
+    #[arg(long, value_name = "N")]
+    pool: Option<usize>,
+    #[command(flatten)]
+    audit: AuditArgsFlags,
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +253,11 @@ pub struct ServeArgs {
     /// Write the bound address to FILE once listening (for scripts and tests).
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
+    /// Warm containers to keep ready (default: the profile's `[container] pool`).
+    #[arg(long, value_name = "N")]
+    pool: Option<usize>,
+    #[command(flatten)]
+    audit: AuditArgsFlags,
 }
 
 #[derive(Debug, Args)]
@@ -352,7 +383,12 @@ fn parse_size(text: &str) -> Result<u64, String> {
 /// Runs the parsed command line; returns the process exit code. An `Err` is a usage or
 /// configuration error (exit code 2).
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    log::init(cli.verbose, cli.quiet)?;
+    // A server's one line per run is its access log: shown unless asked to be quiet.
+    let verbose = match cli.command {
+        Command::Serve(_) => cli.verbose.max(1),
+        _ => cli.verbose,
+    };
+    log::init(verbose, cli.quiet)?;
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::run(args),

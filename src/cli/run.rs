@@ -59,11 +59,7 @@ impl RunSettings {
                 bail!("--data {} is not a directory", dir.display());
             }
         }
-        let audit = args
-            .audit
-            .as_ref()
-            .map(|path| AuditLog::open(path).map(|log| log.with_fsync(args.audit_fsync.resolve())))
-            .transpose()?;
+        let audit = args.audit.open()?;
         Ok(Self {
             policy,
             source,

@@ -39,14 +39,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         Sandbox::builder()
             .from_env()
             .pool_size(u32::try_from(settings.max_in_flight).unwrap_or(u32::MAX))
+            .container_pool(args.pool.unwrap_or(policy.container.pool))
             .build(),
     );
+    let warm = args.pool.unwrap_or(policy.container.pool) > 0;
+    let pooled_policy = warm.then(|| policy.clone());
     let resolver = Resolver::new(policy, files, ProfileChoice::Ceiling);
-    let state = Arc::new(State::new(sandbox, resolver, &settings));
+    let resolver = match args.audit.open()? {
+        Some(log) => resolver.with_audit(log),
+        None => resolver,
+    };
+    let state = Arc::new(State::new(Arc::clone(&sandbox), resolver, &settings));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let served = runtime.block_on(async {
+        // The pool serves the server's own profile, filled before the first request.
+        // Without an engine the server still serves wasm runs; container runs then end
+        // `unavailable`, each saying why.
+        if let Some(policy) = &pooled_policy
+            && let Err(err) = sandbox.prewarm_containers(policy).await
+        {
+            tracing::warn!(error = %err, "the warm container pool did not start");
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -64,9 +79,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        serve::serve(listener, state, settings.grace, shutdown)
+        let served = serve::serve(listener, state, settings.grace, shutdown)
             .await
-            .context("the server failed")
+            .context("the server failed");
+        sandbox.shutdown().await;
+        served
     });
     // Dropping the runtime cancels what is still running; each run removes its container.
     runtime.shutdown_timeout(std::time::Duration::from_secs(30));

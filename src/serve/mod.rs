@@ -340,10 +340,9 @@ async fn run(AxumState(state): AxumState<Arc<State>>, body: Bytes) -> Response {
     let _slot = state.slot().await;
     let _running = state.metrics.running();
     let outcome = state
-        .sandbox
-        .run(&resolved.request(), &resolved.policy)
-        .await
-        .with_id(resolved.id.clone());
+        .resolver
+        .run_resolved(&state.sandbox, &resolved)
+        .await;
     state.record(&outcome);
     json_body(&outcome)
 }
