@@ -663,7 +663,6 @@ fn format_on_names_bound_only_to_literals() {
         "t = '{}'\nf = lambda t: 0\nt.format(x)\n",
         "t = '{}'\ndef g():\n    global t\nt.format(x)\n",
         "t = '{}'\nclass C:\n    t = '{0.x}'\nt.format(x)\n",
-        "t = '{}'\nimport string as t\nt.format(x)\n",
         "t = '{}'\n[t for t in xs]\nt.format(x)\n",
         "t = '{}'\nif (t := input()): pass\nt.format(x)\n",
         "t = '{}'\ntry: pass\nexcept E as t: pass\nt.format(x)\n",
