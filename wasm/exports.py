@@ -53,7 +53,6 @@ ESCAPE_BUILTINS = (
     "dir",
     "breakpoint",
     "help",
-    "memoryview",
     "__import__",
     "__build_class__",
     "open",

@@ -9,10 +9,46 @@ import gc
 import importlib
 import json
 import os
+import sys
+import types
 
 import runner
 import wit_world
 from guest_modules import MODULES
+
+
+class _NoDebugger:
+    """``pdb.Pdb`` as the guest carries it: doctest subclasses it at import and creates one
+    per run, but never starts it unless an example calls ``pdb.set_trace()``. A debugger
+    runs arbitrary code and walks frames, and the guest has no terminal for one."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def reset(self):
+        pass
+
+    def set_continue(self):
+        pass
+
+    def set_trace(self, frame=None):
+        raise RuntimeError("there is no debugger in the sandbox")
+
+    def trace_dispatch(self, *args):
+        return None
+
+
+def _no_debugger(*args, **kwargs):
+    raise RuntimeError("there is no debugger in the sandbox")
+
+
+# `doctest` imports `pdb`, whose real module would carry `socket`, `subprocess`, `code` and
+# `bdb` into the guest. A strategy may not import `pdb` (wasm/modules.txt) either way.
+_pdb = types.ModuleType("pdb", "No debugger: the wasm guest's stand-in for doctest.")
+_pdb.Pdb = _NoDebugger
+_pdb.set_trace = _pdb.post_mortem = _pdb.pm = _pdb.run = _no_debugger
+sys.modules["pdb"] = _pdb
+del _pdb
 
 for _name in MODULES:
     importlib.import_module(_name)

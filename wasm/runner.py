@@ -133,6 +133,36 @@ for _name in ("exit", "quit"):
         setattr(builtins, _name, _Exit(_name))
 
 
+_vars = vars
+_type = type
+_issubclass = issubclass
+
+
+def _strategy_vars(*args):
+    """``vars(obj)`` as a strategy sees it: the instance dict of an object, which holds what
+    reading its attributes reaches anyway. The namespace of a module holds ``__builtins__``
+    and its private imports, and the raw dict of a class hands out the interpreter's
+    descriptors without naming them (``vars(type)``), so both are refused, as is ``vars()``
+    (``locals()``). The validator refuses what it can see; classes flow anywhere as values
+    (``type(x)``), so this check, by the object's real type, holds for the rest."""
+    if len(args) != 1:
+        raise TypeError("vars() takes exactly one argument in a strategy")
+    kind = _type(args[0])
+    if _issubclass(kind, _type):
+        raise TypeError("vars() of a class is not allowed in a strategy")
+    if _issubclass(kind, types.ModuleType):
+        raise TypeError("vars() of a module is not allowed in a strategy")
+    return _vars(args[0])
+
+
+def _strategy_builtins():
+    """The strategy's builtins: the interpreter's, with :func:`_strategy_vars` as ``vars``.
+    A copy, so that library code keeps the real ``vars`` and the strategy cannot reach it."""
+    names = dict(builtins.__dict__)
+    names["vars"] = _strategy_vars
+    return names
+
+
 def _exit_code(exc):
     """The process exit code Python would give for ``SystemExit(exc.code)``."""
     code = exc.code
@@ -212,7 +242,7 @@ def execute(source, filename, host_inventory=None, seed=None):
     ``seed`` is the seed of a deterministic run (see :func:`seed_random`), or ``None``."""
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     main = types.ModuleType("__main__")
-    main.__dict__.update({"__file__": filename, "__builtins__": builtins})
+    main.__dict__.update({"__file__": filename, "__builtins__": _strategy_builtins()})
     sys.modules["__main__"] = main
     sys.argv = [filename]
     try:

@@ -87,7 +87,8 @@ mod tests {
             "threading",
             "signal",
             "shutil",
-            "doctest",
+            "pdb",
+            "unittest",
             "logging.config",
         ] {
             let module = GUEST_MODULES.iter().find(|m| m.name == name);

@@ -22,10 +22,10 @@
 //! | `star-import` | `from m import *` (the names it binds cannot be checked) |
 //! | `module-attribute` | private (`random._os`) attributes of modules, and any attribute chain from an allowed module that the generated attribute map ([`resolve`]) shows reaching a module that is not allowed, a forbidden builtin or a callable of a refused module (`re.enum.sys`, `pathlib.os`, `types.CodeType`), under any import alias |
 //! | `module-value` | a module used as a value (`m = io`), which would hide later attribute reads |
-//! | `forbidden-call` | builtins that reach outside the language, named or called; unchecked `getattr` and friends; `type` with 3 arguments; `open` with an opener; string-evaluating typing helpers |
+//! | `forbidden-call` | builtins that reach outside the language, named or called; unchecked `getattr` and friends; `vars()` and `vars` of a class or module; `type` with 3 arguments; `open` with an opener; string-evaluating typing helpers |
 //! | `dunder-access` | reading or binding `__x__` attributes and names, frame/generator/traceback/code internals |
 //! | `dunder-string` | string literals spelling such names (`"__class__"`, `"a.gi_frame"`), which only serve reflective access |
-//! | `format-escape` | `str.format`/`format_map` on a non-literal, or fields that walk attributes or items; `string.Formatter` |
+//! | `format-escape` | `str.format`/`format_map` on a template that is neither a literal nor a name bound only to literals, or fields that walk attributes or items; `string.Formatter` |
 //! | `class-keyword` | a `metaclass=` that is not a plain (dotted) name |
 //! | `string-annotation` | string annotations that are not plain type expressions (typing evaluates them) |
 //! | `match-args` | `__match_args__` that is not a tuple of string literals |
@@ -57,7 +57,15 @@
 //!   and the object is not a module.
 //! * **`@f.register`** without a type is allowed when `f` is a `functools.singledispatch`
 //!   function of the file: its annotations are checked as code, string annotations as plain
-//!   type expressions.
+//!   type expressions. On a module (`@atexit.register`) it is that module's function.
+//! * **`vars(obj)`** of an instance is allowed: it holds what reading the instance's
+//!   attributes reaches anyway. `vars()` (`locals()`) and `vars` of anything the validator
+//!   can tell is a class or a module are refused; classes flow anywhere as values
+//!   (`type(x)`), so the runner's `vars` refuses every class and module at run time too.
+//! * **Format templates held in names.** `ROW.format_map(d)` is checked as on the literal
+//!   when the file binds `ROW` nowhere but at module level, to string literals (every
+//!   read then yields one of them, or fails); any other binding makes it unknown.
+//! * **`memoryview`** is allowed: a bounds-checked view of bytes the strategy already holds.
 //! * **`doctest`.** `doctest.testmod()` runs the `>>>` examples of the file's docstrings,
 //!   so when the file imports `doctest` each example is validated as code (with the
 //!   module's imports in scope) and a violation is reported at its docstring. The other

@@ -39,6 +39,8 @@ pub enum Step<'m> {
 #[derive(Debug, Default)]
 pub struct Map {
     edges: HashMap<&'static str, HashMap<&'static str, &'static str>>,
+    /// Module name → its node (`re` → `m:re`), so that lookups by module allocate nothing.
+    module_nodes: HashMap<&'static str, &'static str>,
     refused: HashMap<&'static str, &'static str>,
     roots: BTreeSet<&'static str>,
     stdlib: BTreeSet<&'static str>,
@@ -70,9 +72,12 @@ impl Map {
                 }
                 (Some("root"), Some(node), None, None) => {
                     self.roots.insert(node);
+                    self.module_node(node);
                 }
                 (Some("edge"), Some(from), Some(attr), Some(to)) => {
                     self.edges.entry(from).or_default().insert(attr, to);
+                    self.module_node(from);
+                    self.module_node(to);
                 }
                 (Some("bad"), Some(node), Some(what), None) => {
                     self.refused.insert(node, what);
@@ -86,9 +91,17 @@ impl Map {
         }
     }
 
+    fn module_node(&mut self, node: &'static str) {
+        if let Some(module) = node.strip_prefix("m:") {
+            self.module_nodes.insert(module, node);
+        }
+    }
+
     /// Whether the map was generated with `module` as an allowed root.
     pub fn covers(&self, module: &str) -> bool {
-        self.roots.contains(format!("m:{module}").as_str())
+        self.module_nodes
+            .get(module)
+            .is_some_and(|node| self.roots.contains(node))
     }
 
     /// Top-level standard-library module names of every generating interpreter.
@@ -112,19 +125,22 @@ impl Map {
 
     /// What `module.attr` is.
     pub fn module_attribute(&self, module: &str, attr: &str) -> Step<'static> {
-        self.step(&format!("m:{module}"), attr)
+        match self.module_nodes.get(module) {
+            Some(node) => self.step(node, attr),
+            None => Step::Ordinary,
+        }
     }
 
     /// Walks `module.a.b.c`. Returns the index into `attrs` of the first step that is
     /// refused, with what it reaches, or `None` when the chain stays harmless.
     pub fn chain(&self, module: &str, attrs: &[&str]) -> Option<(usize, &'static str)> {
-        let mut node = format!("m:{module}");
+        let mut node: &'static str = self.module_nodes.get(module)?;
         for (i, attr) in attrs.iter().enumerate() {
-            match self.step(&node, attr) {
+            match self.step(node, attr) {
                 Step::Ordinary => return None,
                 Step::Refused(what) => return Some((i, what)),
-                Step::Module(m) => node = format!("m:{m}"),
-                Step::Object(o) => node = o.to_owned(),
+                Step::Module(m) => node = self.module_nodes.get(m)?,
+                Step::Object(o) => node = o,
             }
         }
         None

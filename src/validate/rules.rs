@@ -28,12 +28,10 @@ pub const FORBIDDEN_BUILTINS: &[(&str, &str)] = &[
         "hands out the module namespace, including `__builtins__`",
     ),
     ("locals", "hands out namespaces that reach `__builtins__`"),
-    ("vars", "hands out `__dict__` of any object"),
     (
         "dir",
         "enumerates internal attribute names for reflective walks",
     ),
-    ("memoryview", "raw views of object memory"),
     ("copyright", "site helper that reads files"),
     ("credits", "site helper that reads files"),
     ("license", "site helper that reads files"),
@@ -65,6 +63,13 @@ pub const CHECKED_BUILTINS: &[(&str, &str)] = &[
     (
         "hasattr",
         "the attribute name must be a string literal that is not a dunder",
+    ),
+    (
+        "vars",
+        "one argument that is not a class or a module (the namespace of a module holds \
+         `__builtins__`, a class's raw dict hands out the interpreter's descriptors): those \
+         the validator can see are refused at the call, and the runner's `vars` refuses \
+         the rest at run time; `vars()` without an argument is `locals()`",
     ),
 ];
 
@@ -118,6 +123,39 @@ pub fn module_attribute_allowed(module: &str, name: &str) -> Option<bool> {
         .map(|(_, allowed)| allowed.iter().any(|(a, _)| *a == name))
 }
 
+/// Builtin classes, which `vars` refuses by name (their raw dicts hold the interpreter's
+/// descriptors); the runner refuses every other class at run time.
+pub const BUILTIN_CLASSES: &[&str] = &[
+    "BaseException",
+    "Exception",
+    "bool",
+    "bytearray",
+    "bytes",
+    "classmethod",
+    "complex",
+    "dict",
+    "enumerate",
+    "filter",
+    "float",
+    "frozenset",
+    "int",
+    "list",
+    "map",
+    "memoryview",
+    "object",
+    "property",
+    "range",
+    "reversed",
+    "set",
+    "slice",
+    "staticmethod",
+    "str",
+    "super",
+    "tuple",
+    "type",
+    "zip",
+];
+
 /// Builtins a reviewer might expect to see forbidden but that are allowed, with the reason.
 pub const ALLOWED_BUILTINS: &[(&str, &str)] = &[
     (
@@ -160,6 +198,11 @@ pub const ALLOWED_BUILTINS: &[(&str, &str)] = &[
     (
         "format",
         "applies a format spec, which cannot walk attributes",
+    ),
+    (
+        "memoryview",
+        "a bounds-checked view of the bytes of a bytes-like object the strategy already \
+         holds; it reads and writes nothing else, and reaches no object, name or module",
     ),
 ];
 
@@ -593,6 +636,11 @@ pub fn is_checked_builtin(name: &str) -> bool {
     in_table(CHECKED_BUILTINS, name)
 }
 
+/// Whether `name` is a builtin class (see [`BUILTIN_CLASSES`]).
+pub fn is_builtin_class(name: &str) -> bool {
+    BUILTIN_CLASSES.binary_search(&name).is_ok()
+}
+
 /// Whether the dunder may be used as a name.
 pub fn is_allowed_dunder_name(name: &str) -> bool {
     in_table(ALLOWED_DUNDER_NAMES, name)
@@ -661,6 +709,7 @@ mod tests {
     #[test]
     fn sorted_tables_are_sorted() {
         assert!(STDLIB_SUBMODULES.windows(2).all(|w| w[0] < w[1]));
+        assert!(BUILTIN_CLASSES.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

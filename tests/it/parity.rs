@@ -221,3 +221,57 @@ async fn outcome_names_the_interpreter_that_ran() {
     assert_eq!(rejected.status, Status::Rejected);
     assert_eq!(rejected.python, None);
 }
+
+/// `vars` of a class that the validator cannot see (it arrives as a function's argument) is
+/// refused by the runner's `vars` on both backends, with the validator on; so is a module
+/// (with the validator off, which refuses modules as values); `vars` of an instance works.
+#[tokio::test]
+async fn runner_vars_refuses_classes_and_modules_it_is_handed() {
+    let validated = Policy::default_profile();
+    let unvalidated = unvalidated("");
+    let cases: &[(&str, &str, Status, &str)] = &[
+        (
+            "instance",
+            "from types import SimpleNamespace\ndef table(o):\n    return vars(o)\nprint(table(SimpleNamespace(a=1)))\n",
+            Status::Ok,
+            "{'a': 1}",
+        ),
+        (
+            "class",
+            "def table(o):\n    return vars(o)\nprint(sorted(table(type(table))))\n",
+            Status::Error,
+            "vars() of a class is not allowed",
+        ),
+        (
+            "metaclass walk",
+            "def table(o):\n    return vars(o)\nk = type(0)\nfor name, d in table(type(k)).items():\n    print(name)\n",
+            Status::Error,
+            "vars() of a class is not allowed",
+        ),
+        (
+            "module",
+            "import re\ndef table(o):\n    return vars(o)\nprint(table(re.enum))\n",
+            Status::Error,
+            "vars() of a module is not allowed",
+        ),
+    ];
+    for (what, source, status, text) in cases {
+        let policy = if *what == "module" {
+            &unvalidated
+        } else {
+            &validated
+        };
+        for backend in BACKENDS {
+            let outcome = run_on(backend, source, b"", None, policy).await;
+            let seen = format!("{}{}", outcome.stdout, outcome.stderr);
+            assert!(
+                outcome.status == *status && seen.contains(text),
+                "{what} on {backend}: {}\nviolations: {:?}\nstdout: {}\nstderr: {}",
+                outcome.summary(),
+                outcome.violations,
+                outcome.stdout,
+                outcome.stderr
+            );
+        }
+    }
+}

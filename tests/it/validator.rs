@@ -541,9 +541,7 @@ fn forbidden_builtins_called_or_referenced() {
         "help",
         "globals",
         "locals",
-        "vars",
         "dir",
-        "memoryview",
     ] {
         assert_one(&format!("{name}()\n"), "forbidden-call", 1, 1);
         assert_one(&format!("x = [{name}]\n"), "forbidden-call", 1, 6);
@@ -553,6 +551,144 @@ fn forbidden_builtins_called_or_referenced() {
     assert_one("@exec\ndef f(): pass\n", "forbidden-call", 1, 2);
     assert_one("def f(x=eval): pass\n", "forbidden-call", 1, 9);
     assert_one("__build_class__(f, 'X')\n", "forbidden-call", 1, 1);
+}
+
+#[test]
+fn memoryview_is_allowed() {
+    assert_clean(
+        "raw = bytes(range(8))\nview = memoryview(raw)\nprint(view[2], bytes(view[4:6]), view.nbytes)\nbuf = bytearray(4)\nmemoryview(buf)[0] = 7\n",
+    );
+}
+
+#[test]
+fn vars_of_an_instance_is_allowed() {
+    assert_clean(
+        "import argparse\nargs = argparse.ArgumentParser().parse_args([])\nprint(vars(args))\n",
+    );
+    assert_clean(
+        "from types import SimpleNamespace\ncfg = SimpleNamespace(a=1)\nprint(vars(cfg), vars(cfg.params))\nclass P:\n    def d(self):\n        return vars(self)\n",
+    );
+}
+
+#[test]
+fn vars_of_a_class_or_module_is_refused() {
+    for source in [
+        "vars()\n",
+        "vars(a, b)\n",
+        "vars(*xs)\n",
+        "vars(obj=x)\n",
+        "vars(type)\n",
+        "vars(object)[k]\n",
+        "vars(int)\n",
+        "vars(type(x))\n",
+        "vars(type(type(x)))\n",
+        "class A: pass\nvars(A)\n",
+        "from types import SimpleNamespace\nvars(SimpleNamespace)\n",
+        "from logging import Logger as L\nvars(L)\n",
+        "import logging\nvars(logging.root)\n",
+        "import logging\nvars(logging.Logger)\n",
+    ] {
+        let line = u32::try_from(source.lines().count()).expect("few lines");
+        assert_one(source, "forbidden-call", line, 1);
+    }
+    // Modules: named as values they are refused twice, by `vars` and as a module value.
+    for source in [
+        "import json as j\nvars(j)\n",
+        "import re\nvars(re.enum)\n",
+        "from re import enum\nvars(enum)\n",
+        "import collections.abc\nvars(collections.abc)\n",
+    ] {
+        let report = check(source);
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.rule.as_str() == "forbidden-call" && v.line == 2 && v.col == 1),
+            "{source}: {:?}",
+            report.violations
+        );
+    }
+    let report = check("import os\nvars(os)['system']('id')\n");
+    let rules: BTreeSet<&str> = report.violations.iter().map(|v| v.rule.as_str()).collect();
+    assert!(
+        rules.contains("forbidden-import") && rules.contains("forbidden-call"),
+        "{:?}",
+        report.violations
+    );
+    // Named without a call, its argument could not be checked.
+    assert_one("f = vars\n", "forbidden-call", 1, 5);
+    assert_one("list(map(vars, xs))\n", "forbidden-call", 1, 10);
+}
+
+#[test]
+fn atexit_register_decorates() {
+    assert_clean("import atexit\n@atexit.register\ndef summary():\n    print('done')\n");
+    assert_clean("import atexit as ax\n@ax.register\ndef summary():\n    print('done')\n");
+    // Not a module and not a dispatcher of this file: still refused.
+    assert_one(
+        "import atexit\nreg = object()\n@reg.register\ndef f(x: int): pass\n",
+        "forbidden-call",
+        3,
+        2,
+    );
+}
+
+#[test]
+fn format_on_names_bound_only_to_literals() {
+    assert_clean(
+        "row = '{symbol:<6}|{last:>8.2f}'\nprint(row.format_map({'symbol': 'X', 'last': 1.0}))\n",
+    );
+    assert_clean("ROW: str = '{} {}'\ndef show(a, b):\n    return ROW.format(a, b)\n");
+    assert_clean("T = '{0}'\nT = '{0:>4}'\nprint(T.format(1))\n");
+    // A walking field in any literal the name is bound to.
+    assert_one(
+        "t = '{0.__class__.__mro__}'\nprint(t.format_map(d))\n",
+        "format-escape",
+        2,
+        9,
+    );
+    assert_one(
+        "t = '{}'\nt = '{0[k]}'\nt.format(d)\n",
+        "format-escape",
+        3,
+        3,
+    );
+    // Any other binding of the name anywhere makes it unknown.
+    for source in [
+        "t = '{}'\nt = input()\nt.format(x)\n",
+        "t = '{}'\nt += input()\nt.format(x)\n",
+        "t = '{}'\nfor t in xs: pass\nt.format(x)\n",
+        "t = '{}'\ndel t\nt.format(x)\n",
+        "t = '{}'\ndef f(t): pass\nt.format(x)\n",
+        "t = '{}'\nf = lambda t: 0\nt.format(x)\n",
+        "t = '{}'\ndef g():\n    global t\nt.format(x)\n",
+        "t = '{}'\nclass C:\n    t = '{0.x}'\nt.format(x)\n",
+        "t = '{}'\n[t for t in xs]\nt.format(x)\n",
+        "t = '{}'\nif (t := input()): pass\nt.format(x)\n",
+        "t = '{}'\ntry: pass\nexcept E as t: pass\nt.format(x)\n",
+        "t = '{}'\nmatch x:\n    case t: pass\nt.format(x)\n",
+        "t = '{}'\nwith x as t: pass\nt.format(x)\n",
+        "t = u = '{}'\nt.format(x)\n",
+        "t.format(x)\n",
+        "def f():\n    t = '{}'\n    return t.format(x)\n",
+    ] {
+        let report = check(source);
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.rule.as_str() == "format-escape"),
+            "{source}: {:?}",
+            report.violations
+        );
+    }
+    // `str` is the builtin whose `.format` takes the template as its argument.
+    assert_one(
+        "str = '{}'\nstr.format('{0.x}', o)\n",
+        "format-escape",
+        2,
+        5,
+    );
 }
 
 #[test]

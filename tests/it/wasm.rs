@@ -501,3 +501,30 @@ async fn a_failed_set_up_is_retried_on_the_next_run() {
     assert_eq!(ran.cause, None);
     assert_eq!(ran.schema_version, stratbox::outcome::SCHEMA_VERSION);
 }
+
+/// `doctest.testmod()` runs the file's examples in the guest, with the validator on; the
+/// guest's `pdb` is a stand-in whose debugger cannot start (validator off, so that `pdb` can
+/// be imported at all).
+#[tokio::test]
+async fn doctest_runs_without_a_debugger() {
+    let source = "\"\"\"\n>>> 1 + 1\n2\n>>> sorted({3, 1})\n[1, 3]\n\"\"\"\nimport doctest\nprint(doctest.testmod())\n";
+    let outcome = run_on(
+        BackendKind::Wasm,
+        source,
+        b"",
+        None,
+        &stratbox::Policy::default_profile(),
+    )
+    .await;
+    assert_ended(&outcome, Status::Ok, None);
+    assert_eq!(outcome.stdout, "TestResults(failed=0, attempted=2)\n");
+    let outcome = wasm("import pdb\npdb.set_trace()\n", "").await;
+    assert_ended(&outcome, Status::Error, None);
+    assert!(
+        outcome.stderr.contains("no debugger"),
+        "stderr: {}",
+        outcome.stderr
+    );
+    let outcome = wasm("import pdb\npdb.Pdb().set_trace()\n", "").await;
+    assert_ended(&outcome, Status::Error, None);
+}

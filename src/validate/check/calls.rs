@@ -6,7 +6,8 @@ use ruff_python_ast::{self as ast, Expr, Operator};
 use ruff_text_size::{Ranged, TextRange};
 
 use super::{
-    Checker, FORMAT_HINT, GETATTR_HINT, OPEN_HINT, RuleId, Use, as_str, end, norm, rules, start,
+    Checker, FORMAT_HINT, GETATTR_HINT, OPEN_HINT, RuleId, Use, VARS_HINT, as_str, end, norm,
+    rules, start,
 };
 use rules::Sink;
 
@@ -42,6 +43,7 @@ impl Checker<'_> {
                 "getattr" | "setattr" | "delattr" | "hasattr" => {
                     self.check_named_method(call, unpacked, "getattr");
                 }
+                "vars" => self.check_vars(call, unpacked),
                 "type"
                     if unpacked || arguments.args.len() > 1 || !arguments.keywords.is_empty() =>
                 {
@@ -94,6 +96,56 @@ impl Checker<'_> {
                     self.push_named_refusal(call.range(), kind);
                 }
             }
+        }
+    }
+
+    /// `vars(obj)`: the instance dict of an object, which holds what reading its attributes
+    /// reaches anyway. Refused here: no argument (`vars()` is `locals()`), unpacked or
+    /// extra arguments, and an argument the validator can tell is a class or a module: the
+    /// namespace of a module holds `__builtins__` and its private imports, and the raw dict
+    /// of a class hands out descriptors of the interpreter's internals without naming them
+    /// (`vars(type)`). Classes flow anywhere as values (`type(x)`), so the runner's `vars`
+    /// refuses every class and module at run time too.
+    fn check_vars(&mut self, call: &ast::ExprCall, unpacked: bool) {
+        let arguments = &call.arguments;
+        let message = match &*arguments.args {
+            [arg] if !unpacked && arguments.keywords.is_empty() => {
+                self.class_or_module(arg).map(|what| {
+                    format!("`vars` of {what}: its namespace reaches the interpreter's internals")
+                })
+            }
+            _ => Some("`vars` without exactly one argument (`vars()` is `locals()`)".to_owned()),
+        };
+        if let Some(message) = message {
+            self.push_range(RuleId::ForbiddenCall, call.range(), message, VARS_HINT);
+        }
+    }
+
+    /// What `e` is when the validator can tell it is a class or a module.
+    fn class_or_module(&self, e: &Expr) -> Option<String> {
+        if let Some(module) = self.module_of(e) {
+            return Some(format!("the module `{module}`"));
+        }
+        if let Some(qualified) = self.qualify(e) {
+            return Some(format!(
+                "`{qualified}`, an object of a module (a class or a module it holds)"
+            ));
+        }
+        match e {
+            Expr::Call(c) if matches!(&*c.func, Expr::Name(n) if norm(&n.id) == "type") => {
+                Some("a class (`type(...)`)".to_owned())
+            }
+            Expr::Name(n) => {
+                let name = norm(&n.id);
+                if self.classes.contains(&*name) {
+                    Some(format!("the class `{name}` of this file"))
+                } else if rules::is_builtin_class(&name) {
+                    Some(format!("the builtin class `{name}`"))
+                } else {
+                    None
+                }
+            }
+            _ => None,
         }
     }
 
@@ -233,11 +285,13 @@ impl Checker<'_> {
     /// A function decorator. `@f.register` without a type reads the type from the
     /// annotations, which typing evaluates: allowed on the `singledispatch` functions of
     /// this file, whose annotations are checked as code (and string annotations as plain
-    /// type expressions) like everything else.
+    /// type expressions) like everything else. `@m.register` on a module is the module's
+    /// own function (`@atexit.register`), judged by the module-attribute rules.
     pub(super) fn decorator(&mut self, d: &ast::Decorator) {
         if let Expr::Attribute(a) = &d.expression
             && norm(&a.attr) == "register"
             && !self.is_dispatcher(&a.value)
+            && self.module_of(&a.value).is_none()
         {
             self.push_range(
                 RuleId::ForbiddenCall,

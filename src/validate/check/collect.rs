@@ -1,5 +1,7 @@
 //! The [`Inventory`] of a tree, by the definition in `inventory.rs`.
 
+use std::collections::BTreeSet;
+
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{Expr, Stmt};
 
@@ -32,6 +34,14 @@ fn dotted(e: &Expr) -> Option<String> {
     }
 }
 
+/// Adds the normalised `name`, allocating only when it is new (most names repeat).
+fn insert(set: &mut BTreeSet<String>, name: &str) {
+    let name = norm(name);
+    if !set.contains(&*name) {
+        set.insert(name.into_owned());
+    }
+}
+
 impl<'a> Visitor<'a> for Collector {
     fn visit_stmt(&mut self, stmt: &'a Stmt) {
         match stmt {
@@ -56,12 +66,8 @@ impl<'a> Visitor<'a> for Collector {
 
     fn visit_expr(&mut self, expr: &'a Expr) {
         match expr {
-            Expr::Name(n) => {
-                self.inventory.names.insert(norm(&n.id).into_owned());
-            }
-            Expr::Attribute(a) => {
-                self.inventory.attributes.insert(norm(&a.attr).into_owned());
-            }
+            Expr::Name(n) => insert(&mut self.inventory.names, &n.id),
+            Expr::Attribute(a) => insert(&mut self.inventory.attributes, &a.attr),
             Expr::Call(c) => {
                 if let Some(callee) = dotted(&c.func) {
                     self.inventory.calls.insert(callee);

@@ -6,11 +6,12 @@ use ruff_python_ast::{self as ast, Expr, Stmt};
 use super::super::resolve::{MAP, Step};
 use super::{Checker, Import, ModuleClass, RuleId, end, is_private, norm, rules, start};
 
-/// Every import statement and every function definition, at any depth.
+/// Every import statement, function definition and class definition, at any depth.
 #[derive(Default)]
 struct Statements<'a> {
     imports: Vec<&'a Stmt>,
     functions: Vec<&'a ast::StmtFunctionDef>,
+    classes: Vec<&'a ast::StmtClassDef>,
 }
 
 impl<'a> StatementVisitor<'a> for Statements<'a> {
@@ -18,6 +19,7 @@ impl<'a> StatementVisitor<'a> for Statements<'a> {
         match stmt {
             Stmt::Import(_) | Stmt::ImportFrom(_) => self.imports.push(stmt),
             Stmt::FunctionDef(f) => self.functions.push(f),
+            Stmt::ClassDef(c) => self.classes.push(c),
             _ => {}
         }
         walk_stmt(self, stmt);
@@ -27,7 +29,7 @@ impl<'a> StatementVisitor<'a> for Statements<'a> {
 impl Checker<'_> {
     /// Records which local names are modules and which are imported objects, before the
     /// walk, so that uses above a (function-local or later) import are resolved too; then
-    /// which functions are `singledispatch` functions.
+    /// which functions are `singledispatch` functions and which names are classes.
     pub(super) fn bind_imports(&mut self, body: &[Stmt]) {
         let mut statements = Statements::default();
         statements.visit_body(body);
@@ -82,6 +84,9 @@ impl Checker<'_> {
             if dispatches {
                 self.dispatchers.insert(norm(&function.name).into_owned());
             }
+        }
+        for class in &statements.classes {
+            self.classes.insert(norm(&class.name).into_owned());
         }
     }
 

@@ -90,6 +90,8 @@ const OPEN_HINT: &str = "call open() directly with the path and mode: the backen
 const GETATTR_HINT: &str = "use plain attribute access (obj.name), pass the name as a string \
                             literal that is not a dunder: getattr(obj, \"price\", None), or \
                             build it from a literal prefix: getattr(self, f\"_get_{name}\")";
+const VARS_HINT: &str = "call vars() with one instance (vars(args), vars(namespace)); for a \
+                         class or a module, read the attributes you need by name";
 const FORMAT_HINT: &str = "use an f-string with plain names, e.g. f\"{value:.2f}\", or call \
                            .format on a literal whose fields are plain ({} or {0} or {name})";
 
@@ -128,6 +130,7 @@ pub fn run(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Rep
         Ok(module) => {
             checker.bind_imports(&module.body);
             checker.visit_body(&module.body);
+            checker.resolve_templates(&module.body);
             if checker.imports.iter().any(|i| i.module == "doctest") {
                 checker.doctest_examples(&module.body);
             }
@@ -159,6 +162,10 @@ struct Checker<'a> {
     objects: HashMap<String, String>,
     /// Names of functions decorated with `functools.singledispatch` (or the method form).
     dispatchers: HashSet<String>,
+    /// Names of the classes this file defines, at any depth.
+    classes: HashSet<String>,
+    /// `.format`/`.format_map` on a name, decided after the walk (`resolve_templates`).
+    templates: Vec<(String, strings::Template)>,
     /// How many function and class bodies enclose the statement being checked.
     depth: usize,
 }
@@ -174,6 +181,8 @@ impl<'a> Checker<'a> {
             modules: HashMap::new(),
             objects: HashMap::new(),
             dispatchers: HashSet::new(),
+            classes: HashSet::new(),
+            templates: Vec::new(),
             depth: 0,
         }
     }

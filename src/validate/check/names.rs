@@ -5,7 +5,7 @@ use ruff_python_ast::visitor::Visitor;
 use ruff_python_ast::{self as ast, Expr};
 use ruff_text_size::TextRange;
 
-use super::{Checker, GETATTR_HINT, OPEN_HINT, RuleId, Use, norm, rules, start};
+use super::{Checker, GETATTR_HINT, OPEN_HINT, RuleId, Use, VARS_HINT, norm, rules, start};
 
 impl Checker<'_> {
     /// A name bound by assignment, `for`, `as`, `import ... as`, patterns or `except`.
@@ -81,9 +81,7 @@ impl Checker<'_> {
                 "eval" | "exec" | "compile" => {
                     "write the code directly; for data use json.loads or float()/int()"
                 }
-                "globals" | "locals" | "vars" | "dir" => {
-                    "keep your own dict of the values you need"
-                }
+                "globals" | "locals" | "dir" => "keep your own dict of the values you need",
                 _ => "remove it; strategies compute and print, nothing else",
             };
             self.push_range(RuleId::ForbiddenCall, range, message, hint);
@@ -120,10 +118,10 @@ impl Checker<'_> {
                 format!(
                     "`{name}` is referenced without a call, so its arguments cannot be checked"
                 ),
-                if name == "open" {
-                    OPEN_HINT
-                } else {
-                    GETATTR_HINT
+                match &*name {
+                    "open" => OPEN_HINT,
+                    "vars" => VARS_HINT,
+                    _ => GETATTR_HINT,
                 },
             );
         }

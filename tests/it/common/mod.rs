@@ -151,19 +151,7 @@ pub fn interrupt(child: &mut std::process::Child) -> Option<i32> {
 /// why"); `validator::known_refusals_are_exactly_these` asserts each is refused by exactly
 /// this rule, so a fix fails that test and shortens this list. The end-to-end honest test
 /// runs every other fixture.
-pub const KNOWN_REFUSALS: &[(&str, &str)] = &[
-    // `vars(obj)` is refused outright: on a module it returns the namespace (`vars(m)["os"]`).
-    ("argparse_defaults.py", "forbidden-call"),
-    ("simple_namespace_config.py", "forbidden-call"),
-    // `@atexit.register` is taken for a `singledispatch` registration.
-    ("atexit_summary.py", "forbidden-call"),
-    // `doctest` imports `pdb`, which pulls `socket` and `subprocess` into the wasm guest.
-    ("doctest_indicators.py", "forbidden-import"),
-    // `.format_map` on a format string held in a variable: its fields could walk attributes.
-    ("string_template.py", "format-escape"),
-    // `memoryview`: CPython's buffer protocol has a history of memory-safety bugs.
-    ("struct_binary_bars.py", "forbidden-call"),
-];
+pub const KNOWN_REFUSALS: &[(&str, &str)] = &[];
 
 /// A command's stdout as the one JSON object it must be; the panic shows both streams.
 pub fn json(output: &std::process::Output) -> serde_json::Value {
