@@ -36,6 +36,7 @@ fn outcome(stdout: String) -> Outcome {
         seed: None,
         deterministic: false,
         not_reproducible: Vec::new(),
+        id: None,
     }
 }
 

@@ -352,8 +352,14 @@ impl Resolver {
 
     /// How many audit records could not be written, and the first error.
     pub fn audit_failures(&self) -> (u64, Option<String>) {
-        let failures = self.audit_failures.lock().unwrap_or_else(|e| e.into_inner());
-        (failures.0, failures.1.as_ref().map(|err| crate::sandbox::chain(err)))
+        let failures = self
+            .audit_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        (
+            failures.0,
+            failures.1.as_ref().map(|err| crate::sandbox::chain(err)),
+        )
     }
 
     /// Runs a resolved request and records it in the audit log, if there is one.
@@ -372,7 +378,10 @@ impl Resolver {
                     error = %crate::sandbox::chain(&err),
                     "an audit record was not written"
                 );
-                let mut failures = self.audit_failures.lock().unwrap_or_else(|e| e.into_inner());
+                let mut failures = self
+                    .audit_failures
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 failures.0 += 1;
                 failures.1.get_or_insert(err);
             }

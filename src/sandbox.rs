@@ -112,6 +112,8 @@ impl Sandbox {
     /// sets it up.
     pub fn container_loaded(&self) -> Option<&ContainerBackend> {
         self.container.get()
+    }
+
     /// Starts the warm container pool for runs of `policy` now, instead of at the first
     /// container run, so that the first runs find warm containers. Returns whether the pool
     /// serves `policy` (false when pooling is off, or the pool already serves another

@@ -30,6 +30,14 @@ pub struct Metrics {
     queued: Gauge<i64, AtomicI64>,
     in_flight: Gauge<i64, AtomicI64>,
     refused: Counter,
+    pool: Family<PoolLabels, Gauge<i64, AtomicI64>>,
+}
+
+/// Which count of the warm container pool a gauge holds.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    /// `size` (containers the pool keeps), `ready` or `warming`.
+    state: &'static str,
 }
 
 impl Default for Metrics {
@@ -69,6 +77,12 @@ impl Metrics {
             "Requests refused with 429 because the queue was full",
             refused.clone(),
         );
+        let pool = Family::<PoolLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "container_pool",
+            "Warm containers: the pool's size, and those ready or starting now",
+            pool.clone(),
+        );
         Self {
             registry,
             runs,
@@ -76,6 +90,20 @@ impl Metrics {
             queued,
             in_flight,
             refused,
+            pool,
+        }
+    }
+
+    /// Sets the warm container pool's gauges.
+    pub fn set_pool(&self, status: &crate::backend::container::PoolStatus) {
+        for (state, count) in [
+            ("size", status.size),
+            ("ready", status.ready),
+            ("warming", status.warming),
+        ] {
+            self.pool
+                .get_or_create(&PoolLabels { state })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
     }
 

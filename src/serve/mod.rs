@@ -131,21 +131,21 @@ impl State {
     }
 
     /// Admits a request or says why not (`429` full, `503` shutting down).
-    fn admit(self: &Arc<Self>) -> Result<Admitted, Response> {
+    fn admit(self: &Arc<Self>) -> Result<Admitted, Box<Response>> {
         if self.shutting_down.load(Ordering::SeqCst) {
-            return Err(busy(
+            return Err(Box::new(busy(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the server is shutting down",
-            ));
+            )));
         }
         let before = self.admitted.fetch_add(1, Ordering::SeqCst);
         if before >= self.max_admitted {
             self.admitted.fetch_sub(1, Ordering::SeqCst);
             self.metrics.refused();
-            return Err(busy(
+            return Err(Box::new(busy(
                 StatusCode::TOO_MANY_REQUESTS,
                 "the server is at its limit of runs and waiting requests",
-            ));
+            )));
         }
         self.metrics.set_queue(self.queue_depth());
         Ok(Admitted {
@@ -280,6 +280,9 @@ async fn health() -> Response {
 
 async fn metrics(AxumState(state): AxumState<Arc<State>>) -> Response {
     state.metrics.set_queue(state.queue_depth());
+    if let Some(pool) = state.sandbox.container_pool_status() {
+        state.metrics.set_pool(&pool);
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -314,35 +317,37 @@ fn invalid(state: &State, status: StatusCode, id: Option<String>, message: Strin
 
 /// Reads and resolves the one request of a body (files read, profile checked), so that a
 /// refusal gets its own HTTP status; `Err` is the response that refuses it.
-fn resolve_body(state: &State, body: &[u8]) -> Result<Resolved, Response> {
+fn resolve_body(state: &State, body: &[u8]) -> Result<Resolved, Box<Response>> {
     let request = match Parsed::from_bytes(body) {
         Parsed::Request(request) => request,
         Parsed::Invalid { id, message } => {
-            return Err(invalid(state, StatusCode::BAD_REQUEST, id, message));
+            return Err(Box::new(invalid(
+                state,
+                StatusCode::BAD_REQUEST,
+                id,
+                message,
+            )));
         }
     };
     let id = request.id.clone();
     state.resolver.resolve(request).map_err(|err| {
         let status = refusal_status(&err);
-        invalid(state, status, id, crate::sandbox::chain(&err))
+        Box::new(invalid(state, status, id, crate::sandbox::chain(&err)))
     })
 }
 
 async fn run(AxumState(state): AxumState<Arc<State>>, body: Bytes) -> Response {
     let _admitted = match state.admit() {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let resolved = match resolve_body(&state, &body) {
         Ok(resolved) => resolved,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let _slot = state.slot().await;
     let _running = state.metrics.running();
-    let outcome = state
-        .resolver
-        .run_resolved(&state.sandbox, &resolved)
-        .await;
+    let outcome = state.resolver.run_resolved(&state.sandbox, &resolved).await;
     state.record(&outcome);
     json_body(&outcome)
 }
@@ -361,11 +366,11 @@ struct CheckOutcome {
 async fn check(AxumState(state): AxumState<Arc<State>>, body: Bytes) -> Response {
     let _admitted = match state.admit() {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let resolved = match resolve_body(&state, &body) {
         Ok(resolved) => resolved,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (route, violations) = match state.sandbox.check(&resolved.request(), &resolved.policy) {
         Ok(route) => (Some(route), Vec::new()),
@@ -389,7 +394,7 @@ async fn check(AxumState(state): AxumState<Arc<State>>, body: Bytes) -> Response
 async fn batch(AxumState(state): AxumState<Arc<State>>, body: Body) -> Response {
     let admitted = match state.admit() {
         Ok(admitted) => admitted,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let max_line = state.max_line;
     let reader = BodyLines {

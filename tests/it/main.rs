@@ -23,14 +23,14 @@ mod honest;
 /// The same limits on both backends end with the same status and reason.
 #[cfg(feature = "test-docker")]
 mod parity;
-/// `doctor --probe` and `doctor --seccomp`: every layer proven in force, a weakened profile
-/// caught, nothing left behind.
-#[cfg(feature = "test-docker")]
-mod probe;
 /// The warm container pool: pooled runs end as cold ones, one run per container, dead
 /// containers passed over, limits, cleanup.
 #[cfg(feature = "test-docker")]
 mod pool;
+/// `doctor --probe` and `doctor --seccomp`: every layer proven in force, a weakened profile
+/// caught, nothing left behind.
+#[cfg(feature = "test-docker")]
+mod probe;
 /// The JSON Schemas `stratbox schema` prints match real outcomes and requests.
 mod schema;
 /// The wasm guest's file system: its own in-memory /tmp, a read-only /data, nothing else.

@@ -36,7 +36,7 @@
 //!   the filler and removes every container of the pool; dropping the pool does the same,
 //!   best effort, blocking the dropping thread for the removals. Every pooled container
 //!   carries [`POOL_LABEL`] (the pool's random id) and [`OWNER_LABEL`] (the host process
-//!   id) besides [`RUN_LABEL`](super::RUN_LABEL), so leftovers of a process that crashed
+//!   id) besides [`RUN_LABEL`], so leftovers of a process that crashed
 //!   can be listed with `docker ps -a --filter label=org.stratbox.pool`.
 //!
 //! The filler runs on the tokio runtime that started the pool: keep that runtime alive as

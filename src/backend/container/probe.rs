@@ -98,7 +98,7 @@ pub async fn run(
     body.attach_stdin = Some(false);
     body.open_stdin = Some(false);
     body.stdin_once = Some(false);
-    let guard = super::run::create(&engine, &spec, body).await?;
+    let guard = super::run::create_from(&engine, &spec, body).await?;
     let docker = engine.docker();
     let api = |action: &'static str| {
         let name = name.clone();

@@ -76,7 +76,6 @@ pub(super) async fn create(
     spec: &ContainerSpec,
     labels: &[(&str, &str)],
 ) -> Result<ContainerGuard, ContainerError> {
-    let docker = engine.docker();
     let mut body = spec.create_body();
     if let Some(all) = body.labels.as_mut() {
         all.extend(
@@ -85,6 +84,19 @@ pub(super) async fn create(
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
     }
+    create_from(engine, spec, body).await
+}
+
+/// Creates the container `spec` names from `body` (the spec's, changed by the caller: the
+/// probe runs its own program) and takes charge of it: from here on it is removed on
+/// every path. A missing image is [`ContainerError::ImageMissing`], or
+/// [`ContainerError::ImageStale`] when images of other stratbox versions are there.
+pub(super) async fn create_from(
+    engine: &Engine,
+    spec: &ContainerSpec,
+    body: bollard::models::ContainerCreateBody,
+) -> Result<ContainerGuard, ContainerError> {
+    let docker = engine.docker();
     let created = docker
         .create_container(
             Some(
@@ -127,7 +139,11 @@ pub(super) async fn finish(
 ) -> Result<Execution, ContainerError> {
     let name = guard.name().to_owned();
     let removed = guard.remove().await;
-    tracing::debug!(container = name.as_str(), removed = removed.is_ok(), "container removed");
+    tracing::debug!(
+        container = name.as_str(),
+        removed = removed.is_ok(),
+        "container removed"
+    );
     let execution = result?;
     removed.map_err(|source| api_error("removing", &name, source))?;
     execution.into_execution()

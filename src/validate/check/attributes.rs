@@ -119,6 +119,22 @@ impl Checker<'_> {
         } else {
             None
         };
+        if refusal.is_none()
+            && usage != Use::Receiver
+            && let Step::Module(held) = MAP.module_attribute(module, name)
+        {
+            // A module held by an allowed module is as much a module as one imported by
+            // name: bound or passed as a value, its attributes escape the checks of
+            // chains (`m = re.enum; m.sys.modules`).
+            self.push(
+                RuleId::ModuleValue,
+                attr_start,
+                attr_end,
+                format!("`{qualified}` is the module `{held}`, used as a value"),
+                "use the module only through its attributes: re.enum.Enum, not m = re.enum",
+            );
+            return;
+        }
         if let Some(message) = refusal {
             self.push(
                 RuleId::ModuleAttribute,
