@@ -371,7 +371,11 @@ def narrow():
     import ctypes
     import platform
 
-    arch, numbers = NARROW_SYSCALLS[platform.machine()]
+    # platform.machine() calls uname(2), which a pinned profile may deny; the interpreter's
+    # own build triple names the same architecture without a system call.
+    multiarch = getattr(sys.implementation, "_multiarch", "")
+    machine = multiarch.split("-")[0] if multiarch else platform.machine()
+    arch, numbers = NARROW_SYSCALLS[machine]
     program = narrow_program(arch, numbers)
 
     class SockFilter(ctypes.Structure):

@@ -44,7 +44,7 @@ fn every_line_gets_one_outcome_and_bad_lines_say_why() {
     let mut input = Vec::new();
     for line in [
         r#"{"id": "ok", "source": "import json, sys\nprint(json.load(sys.stdin)['n'] * 2)", "input": {"n": 21}}"#,
-        r#"{"id": "file", "path": "tests/fixtures/honest/abc_numbers.py", "backend": "wasm"}"#,
+        r#"{"id": "file", "path": "tests/fixtures/honest/abc_numbers.py", "input_path": "tests/fixtures/honest/input.json", "backend": "wasm"}"#,
         r#"{"id": "fails", "source": "raise SystemExit(3)"}"#,
         r#"{"id": "refused", "source": "import os"}"#,
         r#"{"id": "unknown", "source": "print(1)", "sorce": "x"}"#,

@@ -231,6 +231,9 @@ _ = {chain}
         if stratbox::validate::rules::native_denied(&format!("{module}.{name}")).is_some() {
             continue; // never allowed, whatever it is (pandas.read_pickle)
         }
+        if stratbox::validate::rules::module_attribute_allowed(module, name) == Some(false) {
+            continue; // outside the module's attribute allowlist (doctest: testmod only)
+        }
         let source = format!(
             "import {module}
 _ = {module}.{name}
