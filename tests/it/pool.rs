@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use stratbox::backend::container::{ContainerBackend, PoolStatus, RUN_LABEL};
+use stratbox::backend::container::{ContainerBackend, PoolStatus};
 use stratbox::outcome::Outcome;
 use stratbox::{BackendKind, Policy, Reason, Request, Sandbox, Status};
 
@@ -90,26 +90,7 @@ fn assert_ended(outcome: &Outcome, status: Status, reason: Option<Reason>) {
 
 /// Names of the containers (running or not) labelled with this policy's name.
 async fn containers_of(policy: &Policy) -> Vec<String> {
-    let engine = ContainerBackend::new().engine().await.expect("engine");
-    let filters = std::collections::HashMap::from([(
-        "label".to_owned(),
-        vec![
-            format!("{RUN_LABEL}=1"),
-            format!("org.stratbox.policy={}", policy.name),
-        ],
-    )]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    engine
-        .docker()
-        .list_containers(Some(options))
-        .await
-        .expect("list containers")
-        .into_iter()
-        .flat_map(|c| c.names.unwrap_or_default())
-        .collect()
+    crate::common::containers_of(&policy.name).await
 }
 
 // --- same outcomes ---------------------------------------------------------------------
