@@ -321,3 +321,43 @@ fn ctrl_c_mid_probe_removes_the_container() {
         assert!(removed.is_ok(), "the probe container was left behind");
     });
 }
+
+/// Ctrl-C at any moment of a probe (before the create request, while the engine creates,
+/// between create and start, while it runs, while it is removed) leaves no container.
+#[test]
+fn ctrl_c_at_any_moment_leaves_no_probe_container() {
+    let runtime = runtime();
+    runtime.block_on(ensure_image());
+    let dir = tempfile::tempdir().expect("dir");
+    let (path, policy) = policy_file(dir.path(), "probe-ctrlc-any", "");
+    for delay_ms in [0, 40, 80, 120, 160, 200, 260, 330, 420, 550, 700, 900] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+            .args(["doctor", "--probe", "--profile"])
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn stratbox");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let code = crate::common::interrupt(&mut child);
+        // Before its handler is installed the signal ends the process (no code); after,
+        // stratbox reports the interruption (130) or, when the probe had already ended,
+        // its own code.
+        assert!(
+            matches!(code, None | Some(0 | 130)),
+            "after {delay_ms} ms: exit {code:?}"
+        );
+        runtime.block_on(async {
+            let removed = tokio::time::timeout(Duration::from_secs(10), async {
+                while !containers_of(&policy.name).await.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+            .await;
+            assert!(
+                removed.is_ok(),
+                "Ctrl-C {delay_ms} ms after start left a probe container behind"
+            );
+        });
+    }
+}

@@ -4,11 +4,24 @@
 //! explicitly with [`ContainerGuard::remove`]. Every other path — an early `?`, a panic, or
 //! the run's future being dropped (the CLI drops it on Ctrl-C) — reaches `Drop`, which
 //! removes the container synchronously before returning.
+//!
+//! The guard takes charge *before* the create request is sent ([`ContainerGuard::creating`]):
+//! a future dropped while the engine is still creating the container (Ctrl-C at that very
+//! moment) would otherwise leave a `Created` container that nobody owns. Such a guard,
+//! dropped, removes by name and, while the engine answers that no such container exists
+//! yet, asks again for a short while ([`CREATE_SETTLE`]): the request may still be on its
+//! way.
+
+use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::query_parameters::RemoveContainerOptionsBuilder;
 
 use super::engine::Engine;
+
+/// How long a guard dropped during its create request keeps asking the engine to remove a
+/// container it does not know yet (a create normally takes tens of milliseconds).
+pub const CREATE_SETTLE: Duration = Duration::from_secs(3);
 
 /// Owns a created container until it is removed.
 #[derive(Debug)]
@@ -16,6 +29,8 @@ pub struct ContainerGuard {
     engine: Engine,
     name: String,
     armed: bool,
+    /// The create request may still be in flight: "no such container" is not yet final.
+    creating: bool,
 }
 
 impl ContainerGuard {
@@ -25,7 +40,25 @@ impl ContainerGuard {
             engine,
             name,
             armed: true,
+            creating: false,
         }
+    }
+
+    /// Takes charge of the container `name` before its create request is sent; call
+    /// [`ContainerGuard::created`] once the engine has answered.
+    pub fn creating(engine: Engine, name: String) -> Self {
+        Self {
+            engine,
+            name,
+            armed: true,
+            creating: true,
+        }
+    }
+
+    /// The engine has created the container.
+    pub fn created(mut self) -> Self {
+        self.creating = false;
+        self
     }
 
     /// The container's name.
@@ -46,10 +79,12 @@ impl ContainerGuard {
         std::mem::take(&mut self.name)
     }
 
-    /// Removes the container (killing it if it still runs).
+    /// Removes the container (killing it if it still runs). The guard stays in charge
+    /// until the engine has answered: dropped mid-request, its drop removes.
     pub async fn remove(mut self) -> Result<(), bollard::errors::Error> {
+        let removed = remove_now(self.engine.docker(), &self.name).await;
         self.armed = false;
-        remove_now(self.engine.docker(), &self.name).await
+        removed
     }
 }
 
@@ -64,6 +99,11 @@ impl Drop for ContainerGuard {
         // for the one request is the price of not leaving a container behind.
         let engine = self.engine.clone();
         let name = std::mem::take(&mut self.name);
+        let settle = if self.creating {
+            CREATE_SETTLE
+        } else {
+            Duration::ZERO
+        };
         let removal = std::thread::Builder::new()
             .name("stratbox-container-cleanup".to_owned())
             .spawn(move || {
@@ -73,7 +113,7 @@ impl Drop for ContainerGuard {
                     .map_err(|err| format!("cannot start a runtime: {err}"))?;
                 let docker = engine.reconnect().map_err(|err| err.to_string())?;
                 runtime
-                    .block_on(remove_now(&docker, &name))
+                    .block_on(remove_settled(&docker, &name, settle))
                     .map_err(|err| format!("cannot remove container {name}: {err}"))
             });
         match removal.map(std::thread::JoinHandle::join) {
@@ -88,16 +128,38 @@ impl Drop for ContainerGuard {
 /// Force-removes a container; a container that is already gone (or being removed) is not
 /// an error.
 pub async fn remove_now(docker: &Docker, name: &str) -> Result<(), bollard::errors::Error> {
+    remove_found(docker, name).await.map(drop)
+}
+
+/// Force-removes a container: `Ok(true)` when it was there (or already being removed),
+/// `Ok(false)` when the engine knows no such container.
+async fn remove_found(docker: &Docker, name: &str) -> Result<bool, bollard::errors::Error> {
     let options = RemoveContainerOptionsBuilder::new()
         .force(true)
         .v(true)
         .build();
     match docker.remove_container(name, Some(options)).await {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(bollard::errors::Error::DockerResponseServerError {
-            status_code: 404 | 409,
-            ..
-        }) => Ok(()),
+            status_code: 409, ..
+        }) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
         Err(err) => Err(err),
     }
+}
+
+/// Removes `name`, asking again while the engine does not know it, for up to `settle`:
+/// a create request sent just before may still be running.
+async fn remove_settled(
+    docker: &Docker,
+    name: &str,
+    settle: Duration,
+) -> Result<(), bollard::errors::Error> {
+    let until = Instant::now() + settle;
+    while !remove_found(docker, name).await? && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }

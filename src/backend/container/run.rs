@@ -97,6 +97,8 @@ pub(super) async fn create_from(
     body: bollard::models::ContainerCreateBody,
 ) -> Result<ContainerGuard, ContainerError> {
     let docker = engine.docker();
+    // In charge before the request is sent: dropped mid-request, it still removes.
+    let guard = ContainerGuard::creating(engine.clone(), spec.name.clone());
     let created = docker
         .create_container(
             Some(
@@ -114,11 +116,12 @@ pub(super) async fn create_from(
                 image = spec.image.as_str(),
                 "container created"
             );
-            Ok(ContainerGuard::new(engine.clone(), spec.name.clone()))
+            Ok(guard.created())
         }
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => {
+            guard.disarm();
             // Other stratbox images mean this one is stale rather than never built.
             let found = crate::image::runtime_tags(docker).await.unwrap_or_default();
             let image = spec.image.clone();
@@ -128,7 +131,15 @@ pub(super) async fn create_from(
                 ContainerError::ImageStale { image, found }
             })
         }
-        Err(source) => Err(api_error("creating", &spec.name, source)),
+        Err(source @ bollard::errors::Error::DockerResponseServerError { .. }) => {
+            guard.disarm();
+            Err(api_error("creating", &spec.name, source))
+        }
+        Err(source) => {
+            // No answer: perhaps created after all; the guard's drop removes it if it is.
+            drop(guard);
+            Err(api_error("creating", &spec.name, source))
+        }
     }
 }
 
