@@ -42,11 +42,12 @@
 //! The filler runs on the tokio runtime that started the pool: keep that runtime alive as
 //! long as the pool.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use futures_util::{FutureExt as _, StreamExt as _};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::config::ContainerSpec;
 use super::engine::Engine;
@@ -194,13 +195,40 @@ impl Warm {
     }
 }
 
+/// The ready containers, and whether the pool still takes new ones.
+///
+/// The queue and the status's `ready` count change together, under this one lock: a
+/// waiter told that `ready >= n` finds `n` containers to take (were the count published
+/// before the container was queued, a run woken by it would find the queue empty and
+/// start a cold container).
+#[derive(Default)]
+struct Queue {
+    warms: VecDeque<Warm>,
+    closed: bool,
+}
+
+/// The shared queue; a poisoned lock (a panic while it was held) still holds a valid queue.
+#[derive(Default, Clone)]
+struct SharedQueue(Arc<Mutex<Queue>>);
+
+impl SharedQueue {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Warm containers for one [`PoolKey`], refilled in the background (see the module docs).
 pub struct ContainerPool {
     key: PoolKey,
     id: String,
     engine: Engine,
-    ready: Mutex<mpsc::UnboundedReceiver<Warm>>,
+    ready: SharedQueue,
     status: Arc<watch::Sender<PoolStatus>>,
+    /// The filler's room: a permit is held by every container of the pool until it has
+    /// been removed, so holding them all means none is left.
+    room: Arc<Semaphore>,
     filler: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Set once the containers were removed (by `shutdown`, or by `Drop`).
     closed: OnceLock<()>,
@@ -222,26 +250,28 @@ impl ContainerPool {
     pub(super) fn start(key: PoolKey, size: usize, engine: Engine) -> Self {
         let size = size.clamp(1, MAX_POOL_SIZE);
         let id = random_hex();
-        let (sender, ready) = mpsc::unbounded_channel();
+        let ready = SharedQueue::default();
         let status = Arc::new(watch::Sender::new(PoolStatus {
             size,
             ..PoolStatus::default()
         }));
+        let room = Arc::new(Semaphore::new(size));
         let filler = Filler {
             key: key.clone(),
             pool_id: id.clone(),
             engine: engine.clone(),
-            sender,
+            ready: ready.clone(),
             status: Arc::clone(&status),
-            room: Arc::new(Semaphore::new(size)),
+            room: Arc::clone(&room),
         };
         let filler = tokio::spawn(filler.run());
         Self {
             key,
             id,
             engine,
-            ready: Mutex::new(ready),
+            ready,
             status,
+            room,
             filler: Mutex::new(Some(filler)),
             closed: OnceLock::new(),
         }
@@ -284,16 +314,19 @@ impl ContainerPool {
     /// on the way are discarded in the background.
     pub(super) async fn take(&self, engine: &Engine) -> Option<Warm> {
         loop {
-            let next = match self.ready.lock() {
-                Ok(mut ready) => ready.try_recv().ok(),
-                Err(_poisoned) => None,
+            let next = {
+                let mut queue = self.ready.lock();
+                let next = queue.warms.pop_front();
+                if next.is_some() {
+                    self.status
+                        .send_modify(|status| status.ready = status.ready.saturating_sub(1));
+                }
+                next
             };
             let Some(mut warm) = next else {
                 self.note_cold();
                 return None;
             };
-            self.status
-                .send_modify(|status| status.ready = status.ready.saturating_sub(1));
             if warm.alive(engine).await {
                 self.status.send_modify(|status| status.taken += 1);
                 return Some(warm);
@@ -309,7 +342,9 @@ impl ContainerPool {
     }
 
     /// Stops the filler and removes every container of the pool (ready, starting, or left
-    /// by a start-up that was cut short). Later runs start cold containers.
+    /// by a start-up that was cut short), waiting up to a grace period for runs that hold
+    /// one to end and for the removals in flight to finish; what is still there then is
+    /// removed by force. Later runs start cold containers.
     pub async fn shutdown(&self) {
         let warms = self.drain();
         let filler = self.filler.lock().ok().and_then(|mut filler| filler.take());
@@ -332,25 +367,23 @@ impl ContainerPool {
             async move { remove_now(&docker, &name).await }
         });
         futures_util::future::join_all(removals).await;
+        // Every container's room comes back once it is removed: after a run's removal in
+        // the background, or after a run that holds a container ends.
+        let size = u32::try_from(self.status.borrow().size).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.room.acquire_many(size)).await;
         let _ = sweep(engine.docker(), &self.id).await;
         let _ = self.closed.set(());
     }
 
     /// Closes the queue and takes every ready container out of it.
     fn drain(&self) -> Vec<Warm> {
+        let mut queue = self.ready.lock();
+        queue.closed = true;
         self.status.send_modify(|status| {
             status.closed = true;
             status.ready = 0;
         });
-        let Ok(mut ready) = self.ready.lock() else {
-            return Vec::new();
-        };
-        ready.close();
-        let mut warms = Vec::new();
-        while let Ok(warm) = ready.try_recv() {
-            warms.push(warm);
-        }
-        warms
+        queue.warms.drain(..).collect()
     }
 }
 
@@ -435,7 +468,7 @@ struct Filler {
     key: PoolKey,
     pool_id: String,
     engine: Engine,
-    sender: mpsc::UnboundedSender<Warm>,
+    ready: SharedQueue,
     status: Arc<watch::Sender<PoolStatus>>,
     /// One permit per container the pool may hold (ready, starting, or running a strategy).
     room: Arc<Semaphore>,
@@ -460,8 +493,7 @@ impl Filler {
             match started {
                 Ok(Some(warm)) => {
                     backoff = MIN_BACKOFF;
-                    self.status.send_modify(|status| status.ready += 1);
-                    if let Err(mpsc::error::SendError(warm)) = self.sender.send(warm) {
+                    if let Some(warm) = self.queue(warm) {
                         // The pool closed meanwhile.
                         let _ = warm.guard.remove().await;
                         return;
@@ -483,6 +515,17 @@ impl Filler {
                 }
             }
         }
+    }
+
+    /// Queues a ready container and counts it, together; gives it back if the pool closed.
+    fn queue(&self, warm: Warm) -> Option<Warm> {
+        let mut queue = self.ready.lock();
+        if queue.closed {
+            return Some(warm);
+        }
+        queue.warms.push_back(warm);
+        self.status.send_modify(|status| status.ready += 1);
+        None
     }
 
     /// Creates, attaches to and starts one container, and waits for its runner to be
