@@ -5,6 +5,7 @@ module of ``wasm/modules.txt`` is imported, then the whole state is snapshotted.
 instantiation of that snapshot plus the strategy itself.
 """
 
+import ast
 import gc
 import importlib
 import json
@@ -53,6 +54,63 @@ del _pdb
 for _name in MODULES:
     importlib.import_module(_name)
 del _name
+
+#: What the warm-up runs: the common steps of a strategy (imports, a loop, a class, an
+#: f-string, json, print) and nothing that keeps state in a module it imports.
+_WARM_UP_SOURCE = """\
+import json
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class Bar:
+    close: float
+
+
+bars = [Bar(100.0 + math.sin(i)) for i in range(64)]
+mean = sum(b.close for b in bars) / len(bars)
+signal = "buy" if bars[-1].close > mean else "sell"
+report = f"{signal}:{mean:.2f}" + json.dumps({"n": len(bars), "signal": signal})
+print(end="")
+"""
+
+
+def _warm_up():
+    """Runs one throwaway strategy through the runner before the snapshot is taken.
+
+    A fresh instance of a snapshot taken cold would redo, on every run, what CPython does
+    the first time a path runs: specialising the runner's and the standard library's
+    bytecode, filling the type attribute cache, building dict key versions. Each of those
+    writes to pages of the snapshot, and each first write to a page is a page fault that
+    copies it. Done here once, the snapshot holds the result and every run starts warm.
+
+    Nothing of the warm-up stays: its ``__main__`` module, ``sys.argv`` and line cache are
+    put back, and the ``atexit`` functions the standard library registered are kept (the
+    runner's exit step, which runs and clears them, is skipped here)."""
+    import linecache
+
+    filename = "<stratbox-warm-up>"
+    saved_main, saved_argv = sys.modules.get("__main__"), sys.argv
+    run_atexit = runner._run_atexit
+    runner._run_atexit = lambda: None
+    try:
+        tree = compile(_WARM_UP_SOURCE, filename, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        host = json.loads(json.dumps(runner.inventory(tree)))
+        ending, _code, _detail = runner.execute(_WARM_UP_SOURCE, filename, host, None)
+        if ending != runner.OK:
+            raise RuntimeError(f"the guest's warm-up run ended {ending}")
+    finally:
+        runner._run_atexit = run_atexit
+        if saved_main is None:
+            sys.modules.pop("__main__", None)
+        else:
+            sys.modules["__main__"] = saved_main
+        sys.argv = saved_argv
+        linecache.cache.pop(filename, None)
+
+
+_warm_up()
 
 # Everything imported so far lives as long as the instance: move it out of the collector's
 # sight, so that a run's collections scan only what the strategy allocates (with the
