@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use crate::backend::wasm::workers::{WasmWorkers, WorkerCommand};
 use crate::backend::wasm::{CacheSetting, GuestSource, WasmConfig};
 use crate::backend::{Backend, ContainerBackend, Execution, Job, WasmBackend, WasmError};
 use crate::outcome::{Outcome, Unreproducible};
@@ -47,6 +48,8 @@ impl<'a> Request<'a> {
 pub struct Sandbox {
     settings: SandboxBuilder,
     wasm: OnceLock<WasmBackend>,
+    /// Worker processes for wasm runs, when [`SandboxBuilder::wasm_workers`] asked for them.
+    wasm_workers: Option<WasmWorkers>,
     container: OnceLock<ContainerBackend>,
     /// One permit per container run at once ([`SandboxBuilder::max_containers`]).
     container_slots: tokio::sync::Semaphore,
@@ -187,9 +190,12 @@ impl Sandbox {
             inventory,
         };
         let executed = match route.backend {
-            BackendKind::Wasm => match self.wasm() {
-                Ok(wasm) => wasm.execute(&job, policy).await,
-                Err(err) => Err(err.into()),
+            BackendKind::Wasm => match &self.wasm_workers {
+                Some(workers) => workers.execute(&job, policy).await,
+                None => match self.wasm() {
+                    Ok(wasm) => wasm.execute(&job, policy).await,
+                    Err(err) => Err(err.into()),
+                },
             },
             BackendKind::Container => {
                 // The semaphore is never closed, so acquiring only waits.
@@ -386,6 +392,7 @@ pub struct SandboxBuilder {
     image: Option<String>,
     container_pool: usize,
     max_containers: Option<u32>,
+    wasm_workers: Option<(WorkerCommand, usize)>,
 }
 
 impl SandboxBuilder {
@@ -481,6 +488,20 @@ impl SandboxBuilder {
         self
     }
 
+    /// Runs wasm strategies in up to `processes` worker processes started with `command`,
+    /// one run at a time in each, instead of in this process. Runs that execute at once in
+    /// one process slow each other down (every copy-on-write fault on the guest's snapshot
+    /// interrupts the other cores), so a sandbox that runs many at once on several cores
+    /// does better with one process per core; see
+    /// [`backend::wasm::workers`](crate::backend::wasm::workers), which also says what a
+    /// worker is given. `command` starts a program that calls
+    /// [`workers::serve`](crate::backend::wasm::workers::serve) (the `stratbox` command's
+    /// hidden `wasm-worker` sub-command does). Default: none, every run in this process.
+    pub fn wasm_workers(mut self, command: WorkerCommand, processes: usize) -> Self {
+        self.wasm_workers = Some((command, processes));
+        self
+    }
+
     /// Runs at most `runs` container strategies at once (at least 1); further container
     /// runs wait for one to end. Wasm runs are bounded apart, by [`pool_size`](Self::pool_size).
     pub fn max_containers(mut self, runs: u32) -> Self {
@@ -492,6 +513,10 @@ impl SandboxBuilder {
     pub fn build(self) -> Sandbox {
         let containers = self.max_containers.unwrap_or(Self::DEFAULT_MAX_CONTAINERS);
         Sandbox {
+            wasm_workers: self
+                .wasm_workers
+                .clone()
+                .map(|(command, processes)| WasmWorkers::new(command, processes)),
             settings: self,
             wasm: OnceLock::new(),
             container: OnceLock::new(),

@@ -35,7 +35,7 @@ pub struct Job<'a> {
 /// How a backend saw a run end: the backend-specific part of an [`Outcome`].
 ///
 /// [`Outcome`]: crate::outcome::Outcome
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Execution {
     /// `Ok`, `Error` or `Killed` (never `Rejected` or `Unavailable`: those are `Err`s or
     /// decided before a backend is called).

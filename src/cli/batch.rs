@@ -122,14 +122,17 @@ const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn run(args: BatchArgs) -> anyhow::Result<u8> {
     let settings = BatchSettings::resolve(args)?;
-    let sandbox = Arc::new(
-        Sandbox::builder()
-            .from_env()
-            .pool_size(settings.jobs)
-            .max_containers(settings.container_jobs)
-            .container_pool(settings.pool)
-            .build(),
-    );
+    let mut builder = Sandbox::builder()
+        .from_env()
+        .pool_size(settings.jobs)
+        .max_containers(settings.container_jobs)
+        .container_pool(settings.pool);
+    // Several wasm runs at once go to worker processes, one run at a time each: in one
+    // process they would slow each other down (see `backend::wasm::workers`).
+    if settings.jobs > 1 {
+        builder = builder.wasm_workers(super::worker::command()?, settings.jobs as usize);
+    }
+    let sandbox = Arc::new(builder.build());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.jobs as usize)
         .enable_all()

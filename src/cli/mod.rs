@@ -13,6 +13,7 @@ mod run;
 mod schema;
 mod serve;
 mod source;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,10 @@ enum Command {
     Completions(CompletionsArgs),
     /// Check audit logs written with `--audit`.
     Audit(AuditArgs),
+    /// Serve wasm runs for a parent `stratbox` over stdin and stdout (internal: `batch`
+    /// starts these).
+    #[command(name = "wasm-worker", hide = true)]
+    WasmWorker,
 }
 
 /// Which backend runs the strategy.
@@ -207,7 +212,9 @@ pub struct BatchArgs {
     /// The profile of requests that name none.
     #[command(flatten)]
     policy: PolicyArgs,
-    /// wasm runs at once (default: the number of CPU cores).
+    /// wasm runs at once (default: the number of CPU cores). With more than one, each
+    /// runs in one of N worker processes, one run at a time per process: concurrent runs
+    /// in one process slow each other down.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     jobs: Option<u32>,
     /// Container runs at once, apart from --jobs.
@@ -400,6 +407,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Schema(args) => schema::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::WasmWorker => worker::run(),
     }
 }
 

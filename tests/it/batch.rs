@@ -205,3 +205,171 @@ fn usage_errors_exit_two() {
     let out = batch(&["--input", "x.json"], Vec::new());
     assert_eq!(out.status.code(), Some(2), "--input needs --dir: {out:?}");
 }
+
+// --- wasm worker processes ---------------------------------------------------------------
+
+/// A profile with tight limits, so that each limit is reached quickly.
+fn tight_profile(dir: &std::path::Path) -> String {
+    let path = dir.join("tight.toml");
+    std::fs::write(
+        &path,
+        "[limits]\nwall-time = \"3s\"\nfuel = 400_000_000\nmemory = \"96MiB\"\n\
+         stdout = \"4KiB\"\ntmp-size = \"1MiB\"\n",
+    )
+    .expect("profile");
+    path.to_string_lossy().into_owned()
+}
+
+/// With several jobs, wasm runs go to worker processes; every limit and every ending is
+/// the same as when the batch runs them in its own process (`--jobs 1`).
+#[test]
+fn worker_processes_end_every_request_as_the_batch_process_does() {
+    let dir = tempfile::tempdir().expect("dir");
+    let profile = tight_profile(dir.path());
+    let requests = [
+        (
+            "ok",
+            "import json, sys\nprint(json.load(sys.stdin)['n'] * 2)",
+        ),
+        ("raises", "raise ValueError('no')"),
+        ("exits", "raise SystemExit(3)"),
+        ("fuel", "while True:\n    pass"),
+        ("deadline", "import time\ntime.sleep(30)"),
+        (
+            "memory",
+            "blocks = []\nwhile True:\n    blocks.append(bytearray(8 << 20))",
+        ),
+        ("output", "for i in range(2_000):\n    print(i)"),
+        (
+            "scratch",
+            "with open('/tmp/x', 'w') as f:\n    f.write('kept')\nprint(open('/tmp/x').read())",
+        ),
+        (
+            "scratch-full",
+            "open('/tmp/big', 'wb').write(b'x' * (2 << 20))",
+        ),
+    ];
+    let mut input = String::new();
+    for (id, source) in requests {
+        let line = serde_json::json!({"id": id, "source": source, "input": {"n": 21}});
+        input.push_str(&format!("{line}\n"));
+    }
+    let in_process = by_id(&batch(
+        &["--jobs", "1", "--profile", &profile],
+        input.clone().into_bytes(),
+    ));
+    let workers = by_id(&batch(
+        &["--jobs", "2", "--profile", &profile],
+        input.into_bytes(),
+    ));
+    let expected = [
+        ("ok", "ok", None),
+        ("raises", "error", None),
+        ("exits", "error", None),
+        ("fuel", "killed", Some("fuel")),
+        ("deadline", "killed", Some("deadline")),
+        ("memory", "killed", Some("memory")),
+        ("output", "ok", None),
+        ("scratch", "ok", None),
+        ("scratch-full", "error", None),
+    ];
+    for (id, status, reason) in expected {
+        for (how, outcomes) in [("in process", &in_process), ("workers", &workers)] {
+            let outcome = &outcomes[id];
+            assert_eq!(outcome["status"], status, "{id} ({how}): {outcome:#}");
+            assert_eq!(
+                outcome["reason"].as_str(),
+                reason,
+                "{id} ({how}): {outcome:#}"
+            );
+            assert_eq!(outcome["backend"], "wasm", "{id} ({how})");
+        }
+        let (a, b) = (&in_process[id], &workers[id]);
+        for field in ["exit_code", "stdout", "truncated", "message"] {
+            assert_eq!(a[field], b[field], "{id}: {field} differs");
+        }
+        if status != "killed" {
+            assert_eq!(a["usage"]["fuel"], b["usage"]["fuel"], "{id}: fuel differs");
+        }
+    }
+    assert_eq!(workers["ok"]["stdout"], "42\n");
+    assert_eq!(workers["scratch"]["stdout"], "kept\n");
+    assert_eq!(workers["output"]["truncated"]["stdout"], true);
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let Ok(entry) = entry else { continue };
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The parent's pid is the second field after the command name in parentheses.
+        let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if after_name.split_whitespace().nth(1) == Some(&pid.to_string()) {
+            children.push(child);
+        }
+    }
+    children
+}
+
+/// A worker killed in the middle of a run: that run is `unavailable` and says why, and
+/// the batch goes on with a new worker.
+#[test]
+fn a_worker_killed_mid_run_fails_that_run_only() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["batch", "--jobs", "2"])
+        .current_dir(crate::common::root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stratbox starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    writeln!(
+        stdin,
+        r#"{{"id": "slow", "source": "import time\ntime.sleep(8)\nprint('late')"}}"#
+    )
+    .expect("first request");
+    stdin.flush().expect("flush");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let worker = loop {
+        if let Some(worker) = children_of(child.id()).first().copied() {
+            break worker;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no worker process started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // Let the worker take the job, then kill it.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-KILL", &worker.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    writeln!(stdin, r#"{{"id": "after", "source": "print('after')"}}"#).expect("request");
+    drop(stdin);
+    let out = child.wait_with_output().expect("batch ends");
+    let outcomes = by_id(&out);
+    let slow = &outcomes["slow"];
+    assert_eq!(slow["status"], "unavailable", "{slow:#}");
+    assert_eq!(slow["cause"], "wasm-runtime", "{slow:#}");
+    assert!(
+        slow["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("worker process failed")),
+        "{slow:#}"
+    );
+    assert_eq!(outcomes["after"]["status"], "ok", "{outcomes:#?}");
+    assert_eq!(outcomes["after"]["stdout"], "after\n");
+    assert_ne!(out.status.code(), Some(0));
+}

@@ -21,6 +21,7 @@ mod clock;
 mod limiter;
 mod output;
 mod scratch;
+pub mod workers;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -150,6 +151,15 @@ pub enum WasmError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A worker process ([`workers`]) could not run the job, or reported why its backend
+    /// could not.
+    #[error("{message}")]
+    Worker {
+        /// Which part failed.
+        cause: Cause,
+        /// Why, with its causes.
+        message: String,
+    },
 }
 
 impl WasmError {
@@ -163,6 +173,7 @@ impl WasmError {
             }
             WasmError::DataDir { .. } => Cause::DataDir,
             WasmError::Runtime { .. } => Cause::WasmRuntime,
+            WasmError::Worker { cause, .. } => *cause,
         }
     }
 }
