@@ -95,14 +95,9 @@ impl Stderr {
     /// the cap), whether the strategy's stderr passed the cap, and the result, if any.
     pub fn finish(self, nonce: &str) -> (Vec<u8>, bool, Option<RunnerResult>) {
         let total = self.head.total;
-        let marker = format!("\n{RESULT_TAG} {nonce} ");
-        let found = find_last(&self.tail, marker.as_bytes()).and_then(|at| {
-            let line = &self.tail[at + marker.len()..];
-            let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
-            let result = serde_json::from_slice::<RunnerResult>(line).ok()?;
+        let found = self.result(nonce).map(|(at, result)| {
             // Offset of the marker in the whole stream.
-            let offset = total - (self.tail.len() - at) as u64;
-            Some((offset, result))
+            (total - (self.tail.len() - at) as u64, result)
         });
         let (strategy_len, result) = match found {
             Some((offset, result)) => (offset, Some(result)),
@@ -114,6 +109,24 @@ impl Stderr {
             .min(self.cap);
         kept.truncate(keep);
         (kept, strategy_len > self.cap as u64, result)
+    }
+}
+
+impl Stderr {
+    /// Whether the runner's result line with this nonce has been read, whole.
+    pub fn reported(&self, nonce: &str) -> bool {
+        self.result(nonce).is_some()
+    }
+
+    /// Where in the tail the last whole result line with this nonce starts, and what it
+    /// says.
+    fn result(&self, nonce: &str) -> Option<(usize, RunnerResult)> {
+        let marker = format!("\n{RESULT_TAG} {nonce} ");
+        let at = find_last(&self.tail, marker.as_bytes())?;
+        let rest = &self.tail[at + marker.len()..];
+        let end = rest.iter().position(|b| *b == b'\n')?;
+        let result = serde_json::from_slice::<RunnerResult>(&rest[..end]).ok()?;
+        Some((at, result))
     }
 }
 
@@ -138,6 +151,26 @@ mod tests {
 
     fn line(nonce: &str, json: &str) -> String {
         format!("\n{RESULT_TAG} {nonce} {json}\n")
+    }
+
+    #[test]
+    fn reported_only_once_the_whole_line_with_the_nonce_is_read() {
+        let mut err = Stderr::new(1024);
+        err.push(b"strategy output\n");
+        assert!(!err.reported("n1"));
+        let whole = line("n1", r#"{"ending": "ok", "exit_code": 0}"#);
+        let (first, rest) = whole.split_at(whole.len() - 5);
+        err.push(first.as_bytes());
+        assert!(!err.reported("n1"), "a line cut short is not a result");
+        err.push(rest.as_bytes());
+        assert!(err.reported("n1"));
+        assert!(
+            !err.reported("n2"),
+            "another nonce is not this run's result"
+        );
+        let mut forged = Stderr::new(1024);
+        forged.push(line("n1", "not json").as_bytes());
+        assert!(!forged.reported("n1"));
     }
 
     #[test]

@@ -302,21 +302,29 @@ pub(super) async fn drive(
         tokio::pin!(drain);
         let mut fed = false;
         let within_deadline = async {
-            let stop = loop {
+            loop {
                 tokio::select! {
                     stop = &mut drain => break stop,
                     () = &mut feed, if !fed => fed = true,
                 }
-            };
-            if stop == Stop::Exited {
-                wait_exit().await?;
             }
-            Ok::<_, ContainerError>(stop)
         };
-        match tokio::time::timeout_at(deadline, within_deadline).await {
-            Ok(stop) => stop?,
+        tokio::time::timeout_at(deadline, within_deadline)
+            .await
+            .unwrap_or(Stop::Deadline)
+    };
+    // The runner's result line says how the strategy ended: then the container's own end
+    // (the engine's exit processing, tens of milliseconds) is not waited for, and the
+    // container is removed, killed if need be, after the run. Without that line (the
+    // process was killed, or the strategy closed its output early), the exit code and the
+    // engine's OOM flag tell.
+    let reported = stop == Stop::Exited && stderr.reported(&nonce);
+    let stop = match stop {
+        Stop::Exited if !reported => match tokio::time::timeout_at(deadline, wait_exit()).await {
+            Ok(waited) => waited.map(|()| Stop::Exited)?,
             Err(_elapsed) => Stop::Deadline,
-        }
+        },
+        stop => stop,
     };
     let wall = started.elapsed();
 
@@ -338,15 +346,19 @@ pub(super) async fn drive(
             })??;
     }
 
-    let state = docker
-        .inspect_container(
-            name,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .map_err(api("inspecting"))?
-        .state
-        .unwrap_or_default();
+    let state = if reported {
+        bollard::models::ContainerState::default()
+    } else {
+        docker
+            .inspect_container(
+                name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .map_err(api("inspecting"))?
+            .state
+            .unwrap_or_default()
+    };
     Ok(Raw {
         stop,
         stdout,
