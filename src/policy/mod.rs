@@ -27,6 +27,7 @@ mod ceiling;
 mod container;
 pub mod determinism;
 mod modules;
+mod tighten;
 pub mod units;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 pub use container::ContainerConfig;
 pub use determinism::{Determinism, RunConfig};
 pub use modules::{GUEST_MODULES, GuestModule, MODULES_TXT};
+pub use tighten::{LooserLimit, RequestLimits};
 
 use crate::validate::ValidatorConfig;
 
@@ -92,7 +94,7 @@ pub enum PolicyError {
 }
 
 /// How the run is stopped when a strategy prints more than the output cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputOverflow {
     /// Keep the first bytes up to the cap, drop the rest, let the strategy go on.
@@ -102,7 +104,7 @@ pub enum OutputOverflow {
 }
 
 /// How the wasm backend meters computation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metering {
     /// A deterministic instruction budget (`fuel`) plus the wall deadline. The same script

@@ -387,6 +387,121 @@ fn the_servers_profile_is_the_ceiling_and_bounds_the_body() {
     assert_eq!(reply.status, 413, "{}", reply.text());
 }
 
+/// The keys of a profile's `[limits]` table, each set looser than `strict`'s.
+const LOOSER_THAN_STRICT: &[(&str, &str)] = &[
+    ("wall-time", r#""3s""#),
+    ("fuel", "4000000001"),
+    ("cpu-time", r#""3s""#),
+    ("memory", r#""256MiB""#),
+    ("stdout", r#""128KiB""#),
+    ("stderr", "65537"),
+    ("source", r#""512KiB""#),
+    ("input", r#""16MiB""#),
+    ("tmp-size", r#""128MiB""#),
+    ("output-overflow", r#""truncate""#),
+    ("metering", r#""epoch""#),
+];
+
+#[test]
+fn request_limits_may_tighten_the_servers_profile_never_loosen_it() {
+    let server = Server::start(&["--profile", "strict"]);
+    for (key, value) in LOOSER_THAN_STRICT {
+        for endpoint in ["/v1/run", "/v1/check"] {
+            let body = format!(
+                r#"{{"id": "{key}", "source": "print(1)", "limits": {{"{key}": {value}}}}}"#
+            );
+            let reply = server.post(endpoint, &body);
+            assert_eq!(reply.status, 403, "{endpoint} {key}: {}", reply.text());
+            let outcome = reply.json();
+            assert_eq!(
+                (&outcome["status"], &outcome["id"]),
+                (&"invalid".into(), &(*key).into())
+            );
+            let message = outcome["message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with(&format!("`limits.{key}` = "))
+                    && message.contains("looser than the server's profile `strict`"),
+                "{key}: {message}"
+            );
+        }
+        // A profile strict allows (itself) does not lift the ceiling either.
+        let body = format!(
+            r#"{{"source": "print(1)", "profile": "strict", "limits": {{"{key}": {value}}}}}"#
+        );
+        assert_eq!(
+            server.post("/v1/run", &body).status,
+            403,
+            "{key} with profile strict"
+        );
+    }
+
+    // Equal to the ceiling is allowed.
+    let equal = server.post(
+        "/v1/run",
+        r#"{"source": "print(1)", "limits": {"wall-time": "2s", "memory": "128MiB", "output-overflow": "kill"}}"#,
+    );
+    assert_eq!(
+        (equal.status, &equal.json()["status"]),
+        (200, &"ok".into()),
+        "{}",
+        equal.text()
+    );
+
+    // Tighter limits are the ones the run gets: this loop ends `ok` under strict's fuel
+    // and is stopped by half the fuel it used (fuel is deterministic); the print is cut at
+    // a smaller stdout cap.
+    let looping = "total = 0\nfor i in range(100000):\n    total += i\nprint(total)";
+    let plain = server.post(
+        "/v1/run",
+        &serde_json::json!({"source": looping}).to_string(),
+    );
+    let outcome = plain.json();
+    assert_eq!(outcome["status"], "ok", "{outcome:#}");
+    let used = outcome["usage"]["fuel"].as_u64().expect("fuel used");
+    let fuel = server.post(
+        "/v1/run",
+        &serde_json::json!({"source": looping, "limits": {"fuel": used / 2}}).to_string(),
+    );
+    let outcome = fuel.json();
+    assert_eq!(
+        (fuel.status, &outcome["status"], &outcome["reason"]),
+        (200, &"killed".into(), &"fuel".into()),
+        "{outcome:#}"
+    );
+    let stdout = server.post(
+        "/v1/run",
+        r#"{"source": "print('x' * 100)", "limits": {"stdout": "16B"}}"#,
+    );
+    let outcome = stdout.json();
+    assert_eq!(
+        (&outcome["status"], &outcome["reason"], &outcome["stdout"]),
+        (&"killed".into(), &"output".into(), &"x".repeat(16).into()),
+        "{outcome:#}"
+    );
+
+    // Values no profile could hold, and unknown keys, are bad requests.
+    for (limits, needle) in [
+        (r#"{"memory": "1MiB"}"#, "limits.memory is 1MiB, below"),
+        (
+            r#"{"wall-time": "0s"}"#,
+            "limits.wall-time must be greater than zero",
+        ),
+        (r#"{"walltime": "1s"}"#, "unknown field `walltime`"),
+        (r#"{"memory": "lots"}"#, "`lots` is not a valid size"),
+    ] {
+        let reply = server.post(
+            "/v1/run",
+            &format!(r#"{{"source": "print(1)", "limits": {limits}}}"#),
+        );
+        assert_eq!(reply.status, 400, "{limits}: {}", reply.text());
+        let message = reply.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(needle), "{limits}: {message}");
+    }
+}
+
 #[test]
 fn overload_gets_429_with_retry_after() {
     let server = Server::start(&["--max-in-flight", "1", "--max-queue", "0"]);
