@@ -694,3 +694,50 @@ fn python_client_tests_and_example_pass() {
     );
     assert!(stdout.contains("sma_crossover.py: ok (wasm)"), "{stdout}");
 }
+
+/// `stratbox bench --backend serve` posts every workload to a real server: pure Python
+/// on wasm and numpy/pandas in a warm container (`serve`), every workload in a warm
+/// container (`serve-container`); the server's containers are gone when it ends.
+#[cfg(feature = "test-docker")]
+#[test]
+fn bench_measures_the_serve_modes() {
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(crate::common::ensure_image());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["bench", "--runs", "1", "--backend", "serve", "--json"])
+        .arg(&json_path)
+        .current_dir(root())
+        .output()
+        .expect("stratbox bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    for mode in [
+        "native",
+        "native-isolated",
+        "native-nearest",
+        "serve",
+        "serve-container",
+    ] {
+        assert!(table.contains(&format!("\n  {mode} ")), "{mode}:\n{table}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("the JSON file")).expect("JSON");
+    let summary = report["summary"].as_array().expect("summary");
+    for mode in ["serve", "serve-container"] {
+        for workload in ["trivial", "stdlib", "compute", "numeric"] {
+            assert!(
+                summary.iter().any(|c| c["workload"] == workload
+                    && c["mode"] == mode
+                    && c["availability"]["state"] == "available"
+                    && c["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0)),
+                "{workload}/{mode} measured: {summary:?}"
+            );
+        }
+    }
+    // The server ran the bench's policy, written as the profile `bench`.
+    assert_eq!(containers_of("bench"), Vec::<String>::new());
+}
