@@ -11,10 +11,12 @@
 //!
 //! Native interpreters are called by their real paths ([`python`]), never through a
 //! launcher. The `serve` modes post each workload to a real `stratbox serve` ([`http`]).
-//! [`throughput`] counts runs per second on all cores.
+//! [`throughput`] counts runs per second on all cores; [`load`] drives a server with many
+//! clients at once.
 
 pub mod chart;
 pub mod http;
+pub mod load;
 pub mod python;
 pub mod throughput;
 

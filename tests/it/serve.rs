@@ -695,6 +695,44 @@ fn python_client_tests_and_example_pass() {
     assert!(stdout.contains("sma_crossover.py: ok (wasm)"), "{stdout}");
 }
 
+/// The load test tool (`cargo bench --bench serve_load`), scaled down: more clients than
+/// the server takes, so that some get `429`; every request is answered, every outcome is
+/// `ok`, and after SIGTERM the server exits 0 with no container left, warm or run.
+#[cfg(feature = "test-docker")]
+#[test]
+fn the_load_test_tool_runs_scaled_down() {
+    use stratbox::bench::load::{self, LoadConfig};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(crate::common::ensure_image());
+    let config = LoadConfig {
+        clients: 40,
+        duration: Duration::from_secs(3),
+        max_in_flight: 8,
+        max_queue: 8,
+        pool: 1,
+        container_every: 10,
+        ..LoadConfig::new(env!("CARGO_BIN_EXE_stratbox"))
+    };
+    let report = runtime
+        .block_on(load::run(&config))
+        .unwrap_or_else(|err| panic!("the load test could not run: {err}"));
+    let text = report.render();
+    assert!(report.answers.sent >= 40, "{text}");
+    assert!(report.every_request_answered(), "{text}");
+    assert!(report.every_outcome_ok(), "{text}");
+    assert_eq!(report.exit, Ok(0), "{text}");
+    assert_eq!(report.containers_left, Vec::<String>::new(), "{text}");
+    // Memory was sampled (its flatness over 3 s is the full test's to judge).
+    assert!(!report.rss.is_empty(), "{text}");
+    assert!(
+        text.contains("after SIGTERM: exit code 0, 0 containers left"),
+        "{text}"
+    );
+}
+
 /// `stratbox bench --backend serve` posts every workload to a real server: pure Python
 /// on wasm and numpy/pandas in a warm container (`serve`), every workload in a warm
 /// container (`serve-container`); the server's containers are gone when it ends.
