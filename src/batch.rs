@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::audit::{AuditError, AuditLog, AuditRecord, RunFacts};
 use crate::outcome::{Outcome, Status};
-use crate::policy::{Policy, PolicyError, units};
+use crate::policy::{LooserLimit, Policy, PolicyError, units};
 use crate::request::{BatchRequest, RequestError};
 use crate::route::BackendKind;
 use crate::sandbox::{Request, Sandbox};
@@ -228,7 +228,8 @@ pub enum ProfileChoice {
     /// Any built-in name or profile file (`stratbox batch`).
     Any,
     /// Built-in names only, and only a profile no looser than the default one, which is
-    /// the ceiling ([`Policy::within`]; `stratbox serve`).
+    /// the ceiling ([`Policy::within`]; `stratbox serve`); a request's `limits` may only
+    /// tighten the ceiling's ([`crate::policy::RequestLimits::within`]).
     Ceiling,
 }
 
@@ -284,6 +285,9 @@ pub enum ResolveError {
     /// The named profile is looser than the ceiling.
     #[error("{0}")]
     AboveCeiling(String),
+    /// A key of the request's `limits` is looser than the ceiling.
+    #[error(transparent)]
+    LimitAboveCeiling(#[from] LooserLimit),
 }
 
 /// A request with its files read and its policy chosen: ready to run.
@@ -421,10 +425,18 @@ impl Resolver {
         Ok(policy)
     }
 
-    /// Resolves a request: its policy, then its source and input.
+    /// Resolves a request: its policy (the profile it names with its `limits` set over it),
+    /// then its source and input.
     pub fn resolve(&self, request: BatchRequest) -> Result<Resolved, ResolveError> {
         request.check()?;
-        let policy = self.policy(request.profile.as_deref())?;
+        let mut policy = self.policy(request.profile.as_deref())?;
+        if let Some(limits) = request.limits.as_ref().filter(|limits| !limits.is_empty()) {
+            match self.profiles {
+                ProfileChoice::Any => {}
+                ProfileChoice::Ceiling => limits.within(&self.default)?,
+            }
+            policy = Arc::new(Policy::clone(&policy).with_request_limits(limits)?);
+        }
         let limits = &policy.limits;
         let (source, default_name) = match (request.source, &request.path) {
             (Some(source), _) => (source.into_bytes(), "<request>".to_owned()),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::policy::RequestLimits;
 use crate::route::BackendKind;
 
 /// Which backend runs a requested strategy.
@@ -89,6 +90,12 @@ pub struct BatchRequest {
     /// The policy profile: a built-in name or a path to a TOML file (default: `default`).
     #[serde(default)]
     pub profile: Option<String>,
+    /// Limits set over the profile's, named and written as in a profile's `[limits]` table
+    /// (`{"wall-time": "2s", "memory": "64MiB", "fuel": 1000000000}`); keys not given keep
+    /// the profile's values. `stratbox serve` refuses (403) any value looser than its own
+    /// profile's.
+    #[serde(default)]
+    pub limits: Option<Box<RequestLimits>>,
 }
 
 /// What is wrong with a request that parsed but cannot be run as it stands.

@@ -31,11 +31,14 @@ fn colour(mode: Mode) -> RGBColor {
     match mode {
         Mode::Native => RGBColor(150, 150, 150),
         Mode::NativeIsolated => RGBColor(100, 100, 100),
+        Mode::NativeNearest => RGBColor(60, 60, 60),
         Mode::Wasm => RGBColor(31, 119, 180),
         Mode::WasmEpoch => RGBColor(120, 180, 230),
         Mode::WasmCli => RGBColor(44, 160, 44),
         Mode::Container => RGBColor(255, 127, 14),
         Mode::ContainerPool => RGBColor(214, 39, 40),
+        Mode::Serve => RGBColor(148, 103, 189),
+        Mode::ServeContainer => RGBColor(140, 86, 75),
     }
 }
 

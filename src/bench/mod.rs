@@ -8,8 +8,17 @@
 //! Every measured run must end `ok`: a failed sample is a [`BenchError::Failed`] carrying
 //! the strategy's stderr, never a number. A mode that cannot run here (no engine, image or
 //! guest missing, no `python3`) is listed as unavailable with its reason.
+//!
+//! Native interpreters are called by their real paths ([`python`]), never through a
+//! launcher. The `serve` modes post each workload to a real `stratbox serve` ([`http`]).
+//! [`throughput`] counts runs per second on all cores; [`load`] drives a server with many
+//! clients at once.
 
 pub mod chart;
+pub mod http;
+pub mod load;
+pub mod python;
+pub mod throughput;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +32,9 @@ use crate::outcome::Status;
 use crate::policy::{Metering, Policy, PolicyError, units};
 use crate::route::BackendKind;
 use crate::sandbox::{Request, Sandbox, SandboxBuilder};
+
+use self::http::ServeProcess;
+use self::python::Interpreter;
 
 /// One strategy the bench runs, compiled into the binary so the bench works from any
 /// directory.
@@ -85,6 +97,10 @@ pub enum Mode {
     /// of a plain interpreter's start-up), unavailable for workloads whose packages live
     /// in site-packages.
     NativeIsolated,
+    /// The installed CPython nearest to the guest's version and not above it
+    /// ([`python::nearest_cpython`]), as `-I -S`: the same interpreter generation as the
+    /// guest, without `site` as the guest has none.
+    NativeNearest,
     /// The wasm backend in-process through the library, a fresh instance per run, fuel
     /// metering.
     Wasm,
@@ -92,24 +108,36 @@ pub enum Mode {
     WasmEpoch,
     /// The current executable running `stratbox run` on a file, compiled-guest cache warm.
     WasmCli,
+    /// The workload posted to a real `stratbox serve` (the current executable, on a free
+    /// loopback port, with a warm pool of one container), timed from the request to the
+    /// whole response: routed as the server routes it, pure Python to wasm and
+    /// numpy/pandas to a warm container (the bench waits, untimed, for the pool to refill
+    /// before such a run).
+    Serve,
     /// The container backend through the library: a cold container per run.
     Container,
     /// The container backend through the library with a warm pool of one container: each
     /// run takes a warm container (numpy and pandas imported), and the bench waits, untimed,
     /// for the pool to refill before anything else runs.
     ContainerPool,
+    /// As `Serve`, with `"backend": "container"` in every request: each workload in a warm
+    /// container of the server's pool, over HTTP.
+    ServeContainer,
 }
 
 impl Mode {
     /// Every mode, in table order.
-    pub const ALL: [Mode; 7] = [
+    pub const ALL: [Mode; 10] = [
         Mode::Native,
         Mode::NativeIsolated,
+        Mode::NativeNearest,
         Mode::Wasm,
         Mode::WasmEpoch,
         Mode::WasmCli,
+        Mode::Serve,
         Mode::Container,
         Mode::ContainerPool,
+        Mode::ServeContainer,
     ];
 
     /// The name used in the table, the JSON and the chart.
@@ -117,33 +145,54 @@ impl Mode {
         match self {
             Mode::Native => "native",
             Mode::NativeIsolated => "native-isolated",
+            Mode::NativeNearest => "native-nearest",
             Mode::Wasm => "wasm",
             Mode::WasmEpoch => "wasm-epoch",
             Mode::WasmCli => "wasm-cli",
+            Mode::Serve => "serve",
             Mode::Container => "container",
             Mode::ContainerPool => "container-pool",
+            Mode::ServeContainer => "serve-container",
         }
     }
 
-    /// Whether the mode runs on the wasm guest.
-    fn is_wasm(self) -> bool {
+    /// Where the mode runs `workload`: natively, on the wasm guest or in a container.
+    fn runs_on(self, workload: &Workload) -> RunsOn {
         match self {
-            Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => true,
-            Mode::Native | Mode::NativeIsolated | Mode::Container | Mode::ContainerPool => false,
+            Mode::Native | Mode::NativeIsolated | Mode::NativeNearest => RunsOn::Native,
+            Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => RunsOn::Wasm,
+            Mode::Container | Mode::ContainerPool | Mode::ServeContainer => RunsOn::Container,
+            Mode::Serve if workload.native_extensions => RunsOn::Container,
+            Mode::Serve => RunsOn::Wasm,
         }
     }
 
     /// Whether the mode is an unsandboxed baseline (always measured).
     fn is_native(self) -> bool {
         match self {
-            Mode::Native | Mode::NativeIsolated => true,
+            Mode::Native | Mode::NativeIsolated | Mode::NativeNearest => true,
             Mode::Wasm
             | Mode::WasmEpoch
             | Mode::WasmCli
+            | Mode::Serve
             | Mode::Container
-            | Mode::ContainerPool => false,
+            | Mode::ContainerPool
+            | Mode::ServeContainer => false,
         }
     }
+
+    /// Whether the mode posts to the bench's `stratbox serve`.
+    fn is_serve(self) -> bool {
+        matches!(self, Mode::Serve | Mode::ServeContainer)
+    }
+}
+
+/// Where a mode runs a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunsOn {
+    Native,
+    Wasm,
+    Container,
 }
 
 impl std::fmt::Display for Mode {
@@ -183,6 +232,22 @@ pub enum BenchError {
     /// The workloads could not be written to a temporary directory for `wasm-cli`.
     #[error("cannot write the workloads to a temporary directory")]
     TempFiles(#[source] std::io::Error),
+    /// A `--throughput` run did not end `ok`.
+    #[error("throughput, {mode}: a run ended {status}{}:\n{stderr}", if detail.is_empty() { String::new() } else { format!(" ({detail})") })]
+    ThroughputFailed {
+        /// The mode.
+        mode: throughput::ThroughputMode,
+        /// How it ended (an outcome's status, a process's exit status).
+        status: String,
+        /// The reason or message, when there is one.
+        detail: String,
+        /// Its stderr.
+        stderr: String,
+    },
+    /// The bench's `stratbox serve` did not stop cleanly (a non-zero exit, or no exit
+    /// after SIGTERM).
+    #[error("the bench's stratbox serve: {0}")]
+    Server(String),
     /// The bench's policy could not be built.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -202,7 +267,8 @@ pub struct BenchConfig {
     /// The `--profile` argument of the `wasm-cli` runs: the name or path `policy` was
     /// loaded from (its limits are passed as flags too). Default `default`.
     pub profile: String,
-    /// The `stratbox` executable for `wasm-cli`. Default: the current executable.
+    /// The `stratbox` executable for `wasm-cli` and `serve`. Default: the current
+    /// executable.
     pub exe: Option<PathBuf>,
     /// How the in-process modes' sandbox is set up. Default: [`Sandbox::builder`].
     pub sandbox: SandboxBuilder,
@@ -227,8 +293,10 @@ impl BenchConfig {
 
 /// The flags of the `native-isolated` baseline: isolated mode, no `site`.
 const ISOLATED_FLAGS: [&str; 2] = ["-I", "-S"];
-/// Warm containers of the `container-pool` mode.
+/// Warm containers of the `container-pool` mode and of the `serve` modes' server.
 const BENCH_POOL_SIZE: usize = 1;
+/// How long a `serve` request may take before the sample fails.
+const SERVE_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long `container-pool` waits for its pool to fill before the mode is unavailable.
 const POOL_FILL_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -290,6 +358,8 @@ pub struct Cell {
     pub ratio_to_native: Option<f64>,
     /// This cell's p50 over `native-isolated`'s p50 for the same workload.
     pub ratio_to_isolated: Option<f64>,
+    /// This cell's p50 over `native-nearest`'s p50 for the same workload.
+    pub ratio_to_nearest: Option<f64>,
 }
 
 /// Everything one bench run measured.
@@ -299,8 +369,11 @@ pub struct Report {
     pub runs: usize,
     /// The profile and the limits the sandboxed runs used, for people.
     pub policy: String,
-    /// The interpreter the native mode ran, when there is one.
+    /// The interpreter the native modes ran (`python3`, by its real path), when there is
+    /// one.
     pub native_python: Option<String>,
+    /// The interpreter of `native-nearest` and the guest's version, or why there is none.
+    pub native_nearest: String,
     /// Every (workload, mode) cell, workloads in [`WORKLOADS`] order, modes in
     /// [`Mode::ALL`] order.
     pub cells: Vec<Cell>,
@@ -335,7 +408,10 @@ pub async fn run(
         .filter(|mode| mode.is_native() || config.modes.contains(mode))
         .collect();
     modes.dedup();
-    let runner = Runner::new(config)?;
+    let mut runner = Runner::new(config)?;
+    if modes.iter().any(|mode| mode.is_serve()) {
+        runner.start_server().await;
+    }
 
     // Availability per cell, decided before anything is measured.
     let mut cells: Vec<(&'static Workload, Mode, Availability)> = Vec::new();
@@ -355,8 +431,14 @@ pub async fn run(
             mode,
         });
         if let Err(reason) = runner.sample(workload, mode, 0).await? {
-            // The mode turned out unavailable: mark every cell of it.
-            for cell in cells.iter_mut().filter(|cell| cell.1 == mode) {
+            // The mode turned out unavailable where it runs this workload: mark every cell
+            // of it that runs there (`serve` runs pure Python on wasm even without an
+            // engine).
+            let on = mode.runs_on(workload);
+            for cell in cells
+                .iter_mut()
+                .filter(|cell| cell.1 == mode && mode.runs_on(cell.0) == on)
+            {
                 cell.2 = Availability::Unavailable(reason.clone());
             }
         }
@@ -400,10 +482,30 @@ pub async fn run(
 
     let cells = summarise(&cells, &samples);
     runner.pooled.shutdown().await;
+    if let Some(Ok(server)) = runner.server.take() {
+        match server.stop().await {
+            Ok(Some(0)) => {}
+            Ok(code) => {
+                return Err(BenchError::Server(format!(
+                    "exited with {} after SIGTERM",
+                    code.map_or_else(|| "a signal".to_owned(), |c| format!("code {c}"))
+                )));
+            }
+            Err(reason) => return Err(BenchError::Server(reason)),
+        }
+    }
     Ok(Report {
         runs: config.runs,
         policy: describe_policy(&config.policy),
-        native_python: runner.python.as_ref().ok().map(|p| p.display().to_string()),
+        native_python: runner.python.as_ref().ok().map(Interpreter::describe),
+        native_nearest: match (&runner.nearest, &runner.guest_level) {
+            (Ok(nearest), Ok((major, minor))) => format!(
+                "{} -I -S, the nearest not above the guest's {major}.{minor}",
+                nearest.describe()
+            ),
+            (Err(reason), _) => format!("unavailable: {reason}"),
+            (Ok(_), Err(reason)) => format!("unavailable: {reason}"),
+        },
         cells,
         samples,
     })
@@ -473,6 +575,7 @@ fn summarise(cells: &[(&'static Workload, Mode, Availability)], samples: &[Sampl
                 min_ms: times.first().copied(),
                 ratio_to_native: None,
                 ratio_to_isolated: None,
+                ratio_to_nearest: None,
             }
         })
         .collect();
@@ -484,6 +587,7 @@ fn summarise(cells: &[(&'static Workload, Mode, Availability)], samples: &[Sampl
     };
     let natives = baseline(&out, Mode::Native);
     let isolated = baseline(&out, Mode::NativeIsolated);
+    let nearest = baseline(&out, Mode::NativeNearest);
     let ratio = |p50: Option<f64>, base: &[(&str, Option<f64>)], workload: &str| {
         let base = base
             .iter()
@@ -497,6 +601,7 @@ fn summarise(cells: &[(&'static Workload, Mode, Availability)], samples: &[Sampl
     for cell in &mut out {
         cell.ratio_to_native = ratio(cell.p50_ms, &natives, cell.workload);
         cell.ratio_to_isolated = ratio(cell.p50_ms, &isolated, cell.workload);
+        cell.ratio_to_nearest = ratio(cell.p50_ms, &nearest, cell.workload);
     }
     out
 }
@@ -528,15 +633,16 @@ impl Report {
         let _ = writeln!(out, "sandboxed runs: {}", self.policy);
         let _ = writeln!(
             out,
-            "native: {} (unsandboxed subprocess, the baseline)",
+            "native: {} (unsandboxed subprocess, the baseline; native-isolated: with -I -S)",
             self.native_python.as_deref().unwrap_or("unavailable")
         );
+        let _ = writeln!(out, "native-nearest: {}", self.native_nearest);
         for workload in WORKLOADS {
             let _ = writeln!(out, "\n{} — {}", workload.name, workload.description);
             let _ = writeln!(
                 out,
-                "  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                "mode", "p50 ms", "p95 ms", "min ms", "× native", "× -I -S"
+                "  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                "mode", "p50 ms", "p95 ms", "min ms", "× native", "× -I -S", "× nearest"
             );
             for mode in self.modes() {
                 let Some(cell) = self.cell(workload.name, mode) else {
@@ -549,13 +655,14 @@ impl Report {
                         };
                         let _ = writeln!(
                             out,
-                            "  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10}",
+                            "  {:<15} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
                             mode.as_str(),
                             ms(p50),
                             ms(p95),
                             ms(min),
                             ratio(cell.ratio_to_native),
-                            ratio(cell.ratio_to_isolated)
+                            ratio(cell.ratio_to_isolated),
+                            ratio(cell.ratio_to_nearest)
                         );
                     }
                     (Availability::Unavailable(reason), ..) => {
@@ -591,34 +698,49 @@ struct Runner<'a> {
     epoch_policy: Policy,
     /// The interpreter `python3` resolves to (asked once: launcher shims such as pyenv
     /// would otherwise add their own start-up to every native sample), or why there is none.
-    python: Result<PathBuf, String>,
+    python: Result<Interpreter, String>,
     /// Whether `python3` can import numpy and pandas, or why not.
     python_numeric: Result<(), String>,
     /// Whether `python3 -I -S` can import numpy and pandas, or why not.
     isolated_numeric: Result<(), String>,
-    /// The executable and the workloads written out for `wasm-cli`.
+    /// The guest's Python version, or why it is unknown.
+    guest_level: Result<(u32, u32), String>,
+    /// The interpreter of `native-nearest`, or why there is none.
+    nearest: Result<Interpreter, String>,
+    /// Whether it can import numpy and pandas with `-I -S`, or why not.
+    nearest_numeric: Result<(), String>,
+    /// The executable and the workloads written out for `wasm-cli`; the bench's policy as
+    /// a profile file for `serve`.
     exe: Result<PathBuf, String>,
     files: tempfile::TempDir,
+    /// The `stratbox serve` of the `serve` modes, once started, or why it did not start.
+    server: Option<Result<ServeProcess, String>>,
 }
 
 impl<'a> Runner<'a> {
     fn new(config: &'a BenchConfig) -> Result<Self, BenchError> {
         let mut epoch_policy = config.policy.clone();
         epoch_policy.limits.metering = Metering::Epoch;
-        let python = resolve_python();
-        let numeric = |flags: &[&str]| match &python {
-            Ok(python) => {
-                let args: Vec<&str> = flags
-                    .iter()
-                    .copied()
-                    .chain(["-c", "import numpy, pandas"])
-                    .collect();
-                probe(python, &args).map(|_| ())
-            }
+        let python = Interpreter::resolve(Path::new("python3"));
+        let numeric = |python: &Result<Interpreter, String>, flags: &[&str]| match python {
+            Ok(python) => python.can_import(flags, "numpy, pandas"),
             Err(reason) => Err(reason.clone()),
         };
-        let python_numeric = numeric(&[]);
-        let isolated_numeric = numeric(&ISOLATED_FLAGS);
+        let python_numeric = numeric(&python, &[]);
+        let isolated_numeric = numeric(&python, &ISOLATED_FLAGS);
+        let sandbox = config.sandbox.clone().build();
+        let guest_level = match sandbox.wasm() {
+            Ok(wasm) => wasm
+                .python()
+                .and_then(python::parse_level)
+                .ok_or_else(|| "the guest names no Python version".to_owned()),
+            Err(err) => Err(format!(
+                "the guest's Python version is unknown: {}",
+                crate::sandbox::chain(&err)
+            )),
+        };
+        let nearest = guest_level.clone().and_then(python::nearest_cpython);
+        let nearest_numeric = numeric(&nearest, &ISOLATED_FLAGS);
         let exe = match &config.exe {
             Some(exe) => Ok(exe.clone()),
             None => std::env::current_exe()
@@ -642,7 +764,7 @@ impl<'a> Runner<'a> {
         }
         Ok(Self {
             config,
-            sandbox: config.sandbox.clone().build(),
+            sandbox,
             pooled: config
                 .sandbox
                 .clone()
@@ -652,15 +774,40 @@ impl<'a> Runner<'a> {
             python,
             python_numeric,
             isolated_numeric,
+            guest_level,
+            nearest,
+            nearest_numeric,
             exe,
             files,
+            server: None,
         })
+    }
+
+    /// Starts the `stratbox serve` of the `serve` modes: the bench's policy as its profile
+    /// (so that the server's limits are the other modes'), a warm pool of
+    /// [`BENCH_POOL_SIZE`]. A server that does not start leaves the modes unavailable.
+    async fn start_server(&mut self) {
+        let started = async {
+            let exe = self.exe.clone()?;
+            let profile = self.files.path().join("bench.toml");
+            let text = self
+                .config
+                .policy
+                .to_toml()
+                .map_err(|err| crate::sandbox::chain(&err))?;
+            std::fs::write(&profile, text)
+                .map_err(|err| format!("cannot write {}: {err}", profile.display()))?;
+            let pool = BENCH_POOL_SIZE.to_string();
+            let profile = profile.to_string_lossy().into_owned();
+            ServeProcess::start(&exe, &["--profile", &profile, "--pool", &pool]).await
+        };
+        self.server = Some(started.await);
     }
 
     /// Whether `mode` can run `workload` here, as far as can be told without running it.
     async fn availability(&self, workload: &Workload, mode: Mode) -> Availability {
         let unavailable = |reason: &str| Availability::Unavailable(reason.to_owned());
-        if workload.native_extensions && mode.is_wasm() {
+        if workload.native_extensions && mode.runs_on(workload) == RunsOn::Wasm {
             return unavailable(
                 "imports native extensions (numpy, pandas), which only the container provides",
             );
@@ -668,7 +815,14 @@ impl<'a> Runner<'a> {
         let checked = match mode {
             Mode::Native if workload.native_extensions => self.python_numeric.clone(),
             Mode::NativeIsolated if workload.native_extensions => self.isolated_numeric.clone(),
+            Mode::NativeNearest if workload.native_extensions => self.nearest_numeric.clone(),
             Mode::Native | Mode::NativeIsolated => self.python.clone().map(|_| ()),
+            Mode::NativeNearest => self.nearest.clone().map(|_| ()),
+            Mode::Serve | Mode::ServeContainer => match &self.server {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(reason)) => Err(reason.clone()),
+                None => Err("the bench's server was not started".to_owned()),
+            },
             Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => {
                 let metering = match mode {
                     Mode::WasmEpoch => Metering::Epoch,
@@ -676,8 +830,11 @@ impl<'a> Runner<'a> {
                     | Mode::WasmCli
                     | Mode::Native
                     | Mode::NativeIsolated
+                    | Mode::NativeNearest
+                    | Mode::Serve
                     | Mode::Container
-                    | Mode::ContainerPool => self.config.policy.limits.metering,
+                    | Mode::ContainerPool
+                    | Mode::ServeContainer => self.config.policy.limits.metering,
                 };
                 let wasm = self
                     .sandbox
@@ -708,14 +865,19 @@ impl<'a> Runner<'a> {
         run: usize,
     ) -> Result<Result<f64, String>, BenchError> {
         match mode {
-            Mode::Native | Mode::NativeIsolated => {
-                let python = self.python.as_ref().map_err(|reason| BenchError::Spawn {
+            Mode::Native | Mode::NativeIsolated | Mode::NativeNearest => {
+                let python = match mode {
+                    Mode::NativeNearest => &self.nearest,
+                    _ => &self.python,
+                };
+                let python = python.as_ref().map_err(|reason| BenchError::Spawn {
                     program: "python3".into(),
                     source: std::io::Error::other(reason.clone()),
                 })?;
+                let python = &python.path;
                 let script = self.files.path().join(format!("{}.py", workload.name));
                 let flags: &[&str] = match mode {
-                    Mode::NativeIsolated => &ISOLATED_FLAGS,
+                    Mode::NativeIsolated | Mode::NativeNearest => &ISOLATED_FLAGS,
                     _ => &[],
                 };
                 let args: Vec<&std::ffi::OsStr> = flags
@@ -726,6 +888,7 @@ impl<'a> Runner<'a> {
                 self.subprocess(python, &args, workload, mode, run).await
             }
             Mode::ContainerPool => self.pooled_sample(workload, run).await,
+            Mode::Serve | Mode::ServeContainer => self.serve_sample(workload, mode, run).await,
             Mode::WasmCli => {
                 let exe = self.exe.as_ref().map_err(|reason| BenchError::Spawn {
                     program: "stratbox".into(),
@@ -759,8 +922,11 @@ impl<'a> Runner<'a> {
                     Mode::Wasm
                     | Mode::Native
                     | Mode::NativeIsolated
+                    | Mode::NativeNearest
                     | Mode::WasmCli
-                    | Mode::ContainerPool => (&self.config.policy, BackendKind::Wasm),
+                    | Mode::Serve
+                    | Mode::ContainerPool
+                    | Mode::ServeContainer => (&self.config.policy, BackendKind::Wasm),
                 };
                 self.timed(&self.sandbox, workload, mode, run, policy, backend)
                     .await
@@ -866,6 +1032,145 @@ impl<'a> Runner<'a> {
         Ok(sample)
     }
 
+    /// One `serve` or `serve-container` run: the workload posted to the bench's server,
+    /// timed from connecting to the whole response. A run that goes to a container first
+    /// waits, untimed, for the server's pool to be full, and must then have taken a warm
+    /// container (the server's `stratbox_container_pool_runs_total{start="warm"}`).
+    async fn serve_sample(
+        &self,
+        workload: &'static Workload,
+        mode: Mode,
+        run: usize,
+    ) -> Result<Result<f64, String>, BenchError> {
+        let Some(Ok(server)) = &self.server else {
+            return Ok(Err("the bench's server is not running".into()));
+        };
+        let failed = |status: String, detail: String| BenchError::Failed {
+            workload: workload.name,
+            mode,
+            run,
+            status,
+            detail: Some(detail),
+            stderr: server.stderr_tail(),
+        };
+        let on = mode.runs_on(workload);
+        let backend = match on {
+            RunsOn::Container => BackendKind::Container,
+            RunsOn::Wasm | RunsOn::Native => BackendKind::Wasm,
+        };
+        const WARM: &str = r#"stratbox_container_pool_runs_total{start="warm"}"#;
+        const READY: &str = r#"stratbox_container_pool{state="ready"}"#;
+        let metrics_failed = |e: String| failed("metrics".into(), e);
+        // The pool started before the server listened, or never will (no engine: the
+        // container run then ends `unavailable`, saying why).
+        let mut warm_before = None;
+        if on == RunsOn::Container
+            && server
+                .metric(READY)
+                .await
+                .map_err(&metrics_failed)?
+                .is_some()
+        {
+            let started = Instant::now();
+            while server
+                .metric(READY)
+                .await
+                .map_err(&metrics_failed)?
+                .unwrap_or(0.0)
+                < BENCH_POOL_SIZE as f64
+            {
+                if started.elapsed() > POOL_FILL_TIMEOUT {
+                    return Ok(Err(format!(
+                        "the server's pool did not fill in {} s",
+                        POOL_FILL_TIMEOUT.as_secs()
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            warm_before = Some(
+                server
+                    .metric(WARM)
+                    .await
+                    .map_err(&metrics_failed)?
+                    .unwrap_or(0.0),
+            );
+        }
+        let mut body = serde_json::json!({
+            "id": format!("{}-{run}", workload.name),
+            "source": workload.source,
+            "input": String::from_utf8_lossy(workload.input),
+            "filename": format!("{}.py", workload.name),
+        });
+        if mode == Mode::ServeContainer {
+            body["backend"] = "container".into();
+        }
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let started = Instant::now();
+        let reply = http::request(
+            server.addr(),
+            "POST",
+            "/v1/run",
+            &body,
+            SERVE_REQUEST_TIMEOUT,
+        )
+        .await
+        .map_err(|e| failed("no response".into(), e))?;
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        let outcome = reply
+            .json()
+            .map_err(|e| failed(reply.status.to_string(), e))?;
+        let field = |name: &str| outcome[name].as_str().unwrap_or_default().to_owned();
+        match (reply.status, field("status").as_str()) {
+            (200, "ok") => {}
+            (200, "unavailable") => {
+                return Ok(Err(outcome["message"]
+                    .as_str()
+                    .unwrap_or("the server could not run it")
+                    .to_owned()));
+            }
+            (status, ending) => {
+                return Err(BenchError::Failed {
+                    workload: workload.name,
+                    mode,
+                    run,
+                    status: format!("{status} {ending}"),
+                    detail: outcome["message"]
+                        .as_str()
+                        .or(outcome["reason"].as_str())
+                        .map(str::to_owned),
+                    stderr: field("stderr"),
+                });
+            }
+        }
+        if field("backend") != backend.as_str() {
+            return Err(failed(
+                "misrouted".into(),
+                format!("ran on {}, not {backend}", field("backend")),
+            ));
+        }
+        if on == RunsOn::Container {
+            let Some(before) = warm_before else {
+                return Err(failed(
+                    "cold".into(),
+                    "the server has no warm pool (see its log below)".into(),
+                ));
+            };
+            if server
+                .metric(WARM)
+                .await
+                .map_err(&metrics_failed)?
+                .unwrap_or(0.0)
+                < before + 1.0
+            {
+                return Err(failed(
+                    "cold".into(),
+                    "the run found no warm container".into(),
+                ));
+            }
+        }
+        Ok(Ok(ms))
+    }
+
     /// Times `program args` with the workload's input on stdin; it must exit 0.
     async fn subprocess(
         &self,
@@ -923,38 +1228,6 @@ fn status_name(status: Status) -> &'static str {
         Status::Unavailable => "unavailable",
         Status::Invalid => "invalid",
     }
-}
-
-/// The interpreter `python3` resolves to.
-fn resolve_python() -> Result<PathBuf, String> {
-    let printed = probe(
-        Path::new("python3"),
-        &["-c", "import sys; print(sys.executable)"],
-    )?;
-    let path = printed.trim();
-    if path.is_empty() {
-        return Err("python3 does not report its executable".into());
-    }
-    Ok(PathBuf::from(path))
-}
-
-/// Runs `program args` to completion; its stdout, or why it failed (its last stderr line).
-fn probe(program: &Path, args: &[&str]) -> Result<String, String> {
-    let output = std::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|err| format!("cannot run {}: {err}", program.display()))?;
-    if output.status.success() {
-        return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last = stderr.lines().last().unwrap_or("no error message");
-    Err(format!(
-        "`{} {}` failed: {last}",
-        program.display(),
-        args.join(" ")
-    ))
 }
 
 #[cfg(test)]

@@ -289,6 +289,7 @@ fn send_files(
             filename: None,
             backend: Default::default(),
             profile: None,
+            limits: None,
         };
         if sender
             .blocking_send((number, Parsed::Request(request)))

@@ -313,6 +313,9 @@ pub enum BenchBackend {
     Container,
     /// The container through a warm pool only.
     ContainerPool,
+    /// Through a real `stratbox serve` on loopback (warm pool of one): routed as the server
+    /// routes it (`serve`), and every workload in a warm container (`serve-container`).
+    Serve,
     /// Every mode.
     All,
 }
@@ -325,6 +328,11 @@ pub struct BenchArgs {
     /// Which sandboxed modes to measure.
     #[arg(long, value_enum, default_value_t = BenchBackend::All)]
     backend: BenchBackend,
+    /// Count trivial runs per second on all cores instead, SECONDS per mode: python3 -I -S
+    /// processes, the in-process library, one `stratbox batch`, `stratbox run` processes.
+    #[arg(long, value_name = "SECONDS", conflicts_with_all = ["runs", "backend", "chart"],
+          value_parser = clap::value_parser!(u16).range(1..=3600))]
+    throughput: Option<u16>,
     /// Write every sample and the summary to FILE as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,

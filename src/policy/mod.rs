@@ -27,6 +27,7 @@ mod ceiling;
 mod container;
 pub mod determinism;
 mod modules;
+mod tighten;
 pub mod units;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 pub use container::ContainerConfig;
 pub use determinism::{Determinism, RunConfig};
 pub use modules::{GUEST_MODULES, GuestModule, MODULES_TXT};
+pub use tighten::{LooserLimit, RequestLimits};
 
 use crate::validate::ValidatorConfig;
 
@@ -92,7 +94,7 @@ pub enum PolicyError {
 }
 
 /// How the run is stopped when a strategy prints more than the output cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OutputOverflow {
     /// Keep the first bytes up to the cap, drop the rest, let the strategy go on.
@@ -102,7 +104,7 @@ pub enum OutputOverflow {
 }
 
 /// How the wasm backend meters computation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Metering {
     /// A deterministic instruction budget (`fuel`) plus the wall deadline. The same script
@@ -229,7 +231,7 @@ impl Default for Imports {
 }
 
 /// A profile file as written.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 struct ProfileFile {
     description: String,
@@ -323,6 +325,24 @@ impl Policy {
             message,
         })?;
         Ok(policy)
+    }
+
+    /// The policy as profile text: loading it again (under the same name) gives the same
+    /// resolved policy, the same [`Policy::sha256`]. For a child process that must run
+    /// under a policy built in code (`stratbox bench` starting `stratbox serve`).
+    pub fn to_toml(&self) -> Result<String, PolicyError> {
+        let file = ProfileFile {
+            description: self.description.clone(),
+            limits: self.limits.clone(),
+            imports: self.imports.clone(),
+            validator: self.validator.clone(),
+            container: self.container.clone(),
+            run: self.run.clone(),
+        };
+        toml::to_string(&file).map_err(|err| PolicyError::Invalid {
+            origin: self.origin.clone(),
+            message: format!("cannot be written as TOML: {err}"),
+        })
     }
 
     /// Applies command-line overrides and checks the result again.
@@ -586,6 +606,25 @@ mod tests {
             "where a policy came from and its description do not change its hash"
         );
         assert_eq!(plain.sha256().len(), 64);
+    }
+
+    #[test]
+    fn a_policy_written_as_toml_loads_as_the_same_policy() {
+        let mut changed = Policy::default_profile();
+        changed.limits.wall_time = Duration::from_millis(1500);
+        changed.limits.fuel = 200_000_000_000;
+        changed.run.deterministic = true;
+        changed.run.seed = Some(9);
+        for (name, _) in BUILTIN_PROFILES {
+            let policy = Policy::load(name).expect("built in");
+            for policy in [policy, changed.clone()] {
+                let text = policy.to_toml().expect("writes");
+                let again = Policy::from_toml(&policy.name, "written", &text)
+                    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+                assert_eq!(again.sha256(), policy.sha256(), "{text}");
+                assert_eq!(again.description, policy.description);
+            }
+        }
     }
 
     #[test]

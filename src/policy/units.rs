@@ -140,6 +140,43 @@ pub(crate) mod serde_duration {
     }
 }
 
+/// [`serde_size`] for an optional field: a missing or `null` value is `None`.
+pub(crate) mod serde_size_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        #[derive(Deserialize)]
+        struct Size(#[serde(with = "super::serde_size")] u64);
+        Ok(Option::<Size>::deserialize(d)?.map(|Size(bytes)| bytes))
+    }
+
+    pub fn serialize<S: Serializer>(value: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(bytes) => super::serde_size::serialize(bytes, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// [`serde_duration`] for an optional field: a missing or `null` value is `None`.
+pub(crate) mod serde_duration_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Text(#[serde(with = "super::serde_duration")] Duration);
+        Ok(Option::<Text>::deserialize(d)?.map(|Text(duration)| duration))
+    }
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(duration) => super::serde_duration::serialize(duration, s),
+            None => s.serialize_none(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

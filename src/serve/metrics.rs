@@ -2,6 +2,7 @@
 //! in-flight runs and refusals, in Prometheus' text format. Labels take bounded values
 //! only (never a request id).
 
+use std::sync::Mutex;
 use std::sync::atomic::AtomicI64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -31,6 +32,16 @@ pub struct Metrics {
     in_flight: Gauge<i64, AtomicI64>,
     refused: Counter,
     pool: Family<PoolLabels, Gauge<i64, AtomicI64>>,
+    pool_runs: Family<PoolRunLabels, Counter>,
+    /// Serialises [`Metrics::set_pool`]: its counters follow the pool's by differences.
+    pool_update: Mutex<()>,
+}
+
+/// How a container run started.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolRunLabels {
+    /// `warm` (took a container of the pool) or `cold` (found none for its configuration).
+    start: &'static str,
 }
 
 /// Which count of the warm container pool a gauge holds.
@@ -83,6 +94,12 @@ impl Metrics {
             "Warm containers: the pool's size, and those ready or starting now",
             pool.clone(),
         );
+        let pool_runs = Family::<PoolRunLabels, Counter>::default();
+        registry.register(
+            "container_pool_runs",
+            "Container runs since the pool started: warm (a pooled container) or cold",
+            pool_runs.clone(),
+        );
         Self {
             registry,
             runs,
@@ -91,11 +108,18 @@ impl Metrics {
             in_flight,
             refused,
             pool,
+            pool_runs,
+            pool_update: Mutex::new(()),
         }
     }
 
-    /// Sets the warm container pool's gauges.
+    /// Sets the warm container pool's gauges, and its run counters to the pool's counts.
     pub fn set_pool(&self, status: &crate::backend::container::PoolStatus) {
+        let _serial = self.pool_update.lock().unwrap_or_else(|e| e.into_inner());
+        for (start, count) in [("warm", status.taken), ("cold", status.cold)] {
+            let counter = self.pool_runs.get_or_create(&PoolRunLabels { start });
+            counter.inc_by(count.saturating_sub(counter.get()));
+        }
         for (state, count) in [
             ("size", status.size),
             ("ready", status.ready),

@@ -10,7 +10,8 @@
 //! | `GET /metrics` | | Prometheus text (OpenMetrics) |
 //!
 //! Limits: the server's profile is the ceiling (a request may name a built-in profile no
-//! looser than it, [`crate::Policy::within`]); a request body is bounded by that profile's
+//! looser than it, [`crate::Policy::within`], and set `limits` no looser than its own,
+//! [`crate::policy::RequestLimits::within`]); a request body is bounded by that profile's
 //! source and input limits ([`max_line_bytes`]); `path` and `input_path` are refused
 //! unless a files root was given, and then only what resolves inside it; at most
 //! `max_in_flight` runs at once and `max_queued` waiting, past which `429` with
@@ -300,7 +301,8 @@ fn refusal_status(err: &ResolveError) -> StatusCode {
         ResolveError::FilesRefused { .. }
         | ResolveError::OutsideRoot { .. }
         | ResolveError::ProfilePath(_)
-        | ResolveError::AboveCeiling(_) => StatusCode::FORBIDDEN,
+        | ResolveError::AboveCeiling(_)
+        | ResolveError::LimitAboveCeiling(_) => StatusCode::FORBIDDEN,
         ResolveError::Request(_)
         | ResolveError::Read { .. }
         | ResolveError::InputTooLarge { .. }

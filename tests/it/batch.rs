@@ -133,6 +133,48 @@ fn a_100_mb_line_is_invalid_and_the_next_one_runs() {
 }
 
 #[test]
+fn request_limits_apply_and_batch_has_no_ceiling() {
+    // Under strict (64 KiB of stdout, overflow kills) 100 KB of output is stopped; a
+    // request may raise the cap (batch's requests may name any profile, so there is no
+    // ceiling), lower another, or fail to parse its limits. (Printed in 5 KB lines: a
+    // single write over 64 KiB loses its tail on the wasm backend, a defect of its own.)
+    let print = "for _ in range(20):\n    print('x' * 4999)";
+    let lines = [
+        serde_json::json!({"id": "plain", "source": print}),
+        serde_json::json!({"id": "raised", "source": print, "limits": {"stdout": "128KiB"}}),
+        serde_json::json!({"id": "lowered", "source": "print('hello')", "limits": {"stdout": "2B"}}),
+        serde_json::json!({"id": "unknown", "source": "print(1)", "limits": {"walltime": "1s"}}),
+        serde_json::json!({"id": "too-small", "source": "print(1)", "limits": {"memory": "1MiB"}}),
+    ];
+    let input: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    let out = batch(&["--profile", "strict"], input.into_bytes());
+    let outcomes = by_id(&out);
+    let ending = |id: &str| {
+        let outcome = &outcomes[id];
+        (
+            outcome["status"].as_str().unwrap_or_default().to_owned(),
+            outcome["reason"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    assert_eq!(ending("plain"), ("killed".into(), "output".into()));
+    assert_eq!(ending("raised"), ("ok".into(), String::new()));
+    assert_eq!(
+        outcomes["raised"]["stdout"].as_str().map(str::len),
+        Some(100_000)
+    );
+    assert_eq!(ending("lowered"), ("killed".into(), "output".into()));
+    assert_eq!(outcomes["lowered"]["stdout"], "he");
+    for (id, needle) in [
+        ("unknown", "unknown field `walltime`"),
+        ("too-small", "limits.memory is 1MiB, below"),
+    ] {
+        assert_eq!(ending(id).0, "invalid");
+        let message = outcomes[id]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{id}: {message}");
+    }
+}
+
+#[test]
 fn all_ok_exits_zero_and_ordered_keeps_input_order() {
     let mut input = String::new();
     for n in 0..40 {

@@ -531,9 +531,12 @@ fn bench_measures_every_workload_and_writes_json_and_chart() {
     for name in ["trivial", "stdlib", "compute", "numeric"] {
         assert!(table.contains(&format!("\n{name} — ")), "{name}:\n{table}");
     }
-    for mode in ["native", "wasm", "wasm-epoch", "wasm-cli"] {
+    for mode in ["native", "native-nearest", "wasm", "wasm-epoch", "wasm-cli"] {
         assert!(table.contains(&format!("\n  {mode} ")), "{mode}:\n{table}");
     }
+    // Native interpreters are named by their real files, never a launcher's shim.
+    assert!(table.contains("\nnative-nearest: /"), "{table}");
+    assert!(!table.contains("/shims/"), "{table}");
     assert!(!table.contains("\n  container "), "not asked for:\n{table}");
     assert!(stderr(&out).contains("[1/"), "progress on stderr");
 
@@ -564,6 +567,55 @@ fn bench_measures_every_workload_and_writes_json_and_chart() {
     }
     let svg = std::fs::read_to_string(&svg_path).expect("the chart");
     assert!(svg.contains("<svg"), "{svg}");
+}
+
+#[test]
+fn bench_throughput_counts_every_mode() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("throughput.json");
+    let out = stratbox(&[
+        "bench",
+        "--throughput",
+        "1",
+        "--json",
+        &json_path.to_string_lossy(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("the JSON file")).expect("JSON");
+    let rows = report["rows"].as_array().expect("rows");
+    let modes: Vec<&str> = rows.iter().filter_map(|row| row["mode"].as_str()).collect();
+    assert_eq!(
+        modes,
+        ["native-isolated", "wasm", "batch", "cli"],
+        "{table}"
+    );
+    for row in rows {
+        assert_eq!(row["availability"]["state"], "available", "{row}\n{table}");
+        // Every worker runs at least once.
+        assert!(row["runs"].as_u64().is_some_and(|runs| runs >= 1), "{row}");
+        assert!(
+            row["runs_per_second"].as_f64().is_some_and(|r| r > 0.0),
+            "{row}"
+        );
+        assert!(table.contains(&format!("\n  {} ", row["mode"].as_str().unwrap_or("?"))));
+    }
+    assert!(
+        report["native_python"]
+            .as_str()
+            .is_some_and(|p| p.starts_with('/') && !p.contains("/shims/")),
+        "{report}"
+    );
+
+    // The throughput count is a bench of its own: the table's flags do not go with it.
+    let both = stratbox(&["bench", "--throughput", "1", "--runs", "2"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    assert!(
+        stderr(&both).contains("cannot be used with"),
+        "{}",
+        stderr(&both)
+    );
 }
 
 #[test]

@@ -456,8 +456,9 @@ fn bench_measures_the_container_pool_mode() {
         let all = stratbox::backend::container::pool::pool_containers(engine.docker(), None)
             .await
             .expect("list");
-        // Other tests' pools run in this process; the bench's ran in its own.
-        not_owned_by_this_process(&engine, &all).await
+        // Other tests' pools run in this process or in servers it started, all still
+        // running; the bench's ran in its own process, gone now.
+        owned_by_no_live_process(&engine, &all).await
     });
     assert!(
         left.is_empty(),
@@ -465,14 +466,14 @@ fn bench_measures_the_container_pool_mode() {
     );
 }
 
-/// The containers among `names` whose owner label is not this test process (the bench ran
-/// in a child process, now gone).
-async fn not_owned_by_this_process(
+/// The containers among `names` whose owner label names no running process (the bench
+/// ran in a child process, now gone; pools of this process and of the servers other tests
+/// run are alive).
+async fn owned_by_no_live_process(
     engine: &stratbox::backend::container::Engine,
     names: &[String],
 ) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut foreign = Vec::new();
+    let mut orphans = Vec::new();
     for name in names {
         let Ok(found) = engine
             .docker()
@@ -488,9 +489,10 @@ async fn not_owned_by_this_process(
             l.get(stratbox::backend::container::pool::OWNER_LABEL)
                 .cloned()
         });
-        if owner.as_deref() != Some(me.as_str()) {
-            foreign.push(name.clone());
+        let alive = owner.is_some_and(|pid| std::path::Path::new("/proc").join(pid).exists());
+        if !alive {
+            orphans.push(name.clone());
         }
     }
-    foreign
+    orphans
 }

@@ -114,12 +114,21 @@ fn a_sample_request_parses_and_an_unknown_field_is_refused() {
         "input": {"prices": [1.0, 2.5]},
         "filename": "r1.py",
         "backend": "wasm",
-        "profile": "strict"
+        "profile": "strict",
+        "limits": {"wall-time": "1s", "memory": "64MiB", "fuel": 1_000_000_000u64,
+                   "stdout": 4096, "output-overflow": "kill", "metering": "fuel"}
     });
     assert_valid(&validator, &sample, "the sample request");
     let parsed: stratbox::request::BatchRequest =
         serde_json::from_value(sample.clone()).expect("the sample request parses");
     assert_eq!(parsed.id.as_deref(), Some("r1"));
+    assert_eq!(
+        parsed
+            .limits
+            .as_ref()
+            .and_then(|limits| limits.memory_bytes),
+        Some(64 << 20)
+    );
     assert_eq!(parsed.check(), Ok(()));
 
     let mut unknown = sample;
@@ -131,6 +140,17 @@ fn a_sample_request_parses_and_an_unknown_field_is_refused() {
     let err = serde_json::from_value::<stratbox::request::BatchRequest>(unknown)
         .expect_err("an unknown field is refused");
     assert!(err.to_string().contains("sorce"), "{err}");
+
+    let mut unknown_limit = serde_json::json!({"source": "print(1)", "limits": {"walltime": "1s"}});
+    assert!(
+        !validator.is_valid(&unknown_limit),
+        "the schema lets `limits.walltime` through"
+    );
+    unknown_limit["limits"] = serde_json::json!({"metering": "never"});
+    assert!(
+        !validator.is_valid(&unknown_limit),
+        "the schema lets an unknown metering through"
+    );
 
     let bad_backend = serde_json::json!({"source": "print(1)", "backend": "vm"});
     assert!(

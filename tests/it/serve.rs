@@ -387,6 +387,121 @@ fn the_servers_profile_is_the_ceiling_and_bounds_the_body() {
     assert_eq!(reply.status, 413, "{}", reply.text());
 }
 
+/// The keys of a profile's `[limits]` table, each set looser than `strict`'s.
+const LOOSER_THAN_STRICT: &[(&str, &str)] = &[
+    ("wall-time", r#""3s""#),
+    ("fuel", "4000000001"),
+    ("cpu-time", r#""3s""#),
+    ("memory", r#""256MiB""#),
+    ("stdout", r#""128KiB""#),
+    ("stderr", "65537"),
+    ("source", r#""512KiB""#),
+    ("input", r#""16MiB""#),
+    ("tmp-size", r#""128MiB""#),
+    ("output-overflow", r#""truncate""#),
+    ("metering", r#""epoch""#),
+];
+
+#[test]
+fn request_limits_may_tighten_the_servers_profile_never_loosen_it() {
+    let server = Server::start(&["--profile", "strict"]);
+    for (key, value) in LOOSER_THAN_STRICT {
+        for endpoint in ["/v1/run", "/v1/check"] {
+            let body = format!(
+                r#"{{"id": "{key}", "source": "print(1)", "limits": {{"{key}": {value}}}}}"#
+            );
+            let reply = server.post(endpoint, &body);
+            assert_eq!(reply.status, 403, "{endpoint} {key}: {}", reply.text());
+            let outcome = reply.json();
+            assert_eq!(
+                (&outcome["status"], &outcome["id"]),
+                (&"invalid".into(), &(*key).into())
+            );
+            let message = outcome["message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with(&format!("`limits.{key}` = "))
+                    && message.contains("looser than the server's profile `strict`"),
+                "{key}: {message}"
+            );
+        }
+        // A profile strict allows (itself) does not lift the ceiling either.
+        let body = format!(
+            r#"{{"source": "print(1)", "profile": "strict", "limits": {{"{key}": {value}}}}}"#
+        );
+        assert_eq!(
+            server.post("/v1/run", &body).status,
+            403,
+            "{key} with profile strict"
+        );
+    }
+
+    // Equal to the ceiling is allowed.
+    let equal = server.post(
+        "/v1/run",
+        r#"{"source": "print(1)", "limits": {"wall-time": "2s", "memory": "128MiB", "output-overflow": "kill"}}"#,
+    );
+    assert_eq!(
+        (equal.status, &equal.json()["status"]),
+        (200, &"ok".into()),
+        "{}",
+        equal.text()
+    );
+
+    // Tighter limits are the ones the run gets: this loop ends `ok` under strict's fuel
+    // and is stopped by half the fuel it used (fuel is deterministic); the print is cut at
+    // a smaller stdout cap.
+    let looping = "total = 0\nfor i in range(100000):\n    total += i\nprint(total)";
+    let plain = server.post(
+        "/v1/run",
+        &serde_json::json!({"source": looping}).to_string(),
+    );
+    let outcome = plain.json();
+    assert_eq!(outcome["status"], "ok", "{outcome:#}");
+    let used = outcome["usage"]["fuel"].as_u64().expect("fuel used");
+    let fuel = server.post(
+        "/v1/run",
+        &serde_json::json!({"source": looping, "limits": {"fuel": used / 2}}).to_string(),
+    );
+    let outcome = fuel.json();
+    assert_eq!(
+        (fuel.status, &outcome["status"], &outcome["reason"]),
+        (200, &"killed".into(), &"fuel".into()),
+        "{outcome:#}"
+    );
+    let stdout = server.post(
+        "/v1/run",
+        r#"{"source": "print('x' * 100)", "limits": {"stdout": "16B"}}"#,
+    );
+    let outcome = stdout.json();
+    assert_eq!(
+        (&outcome["status"], &outcome["reason"], &outcome["stdout"]),
+        (&"killed".into(), &"output".into(), &"x".repeat(16).into()),
+        "{outcome:#}"
+    );
+
+    // Values no profile could hold, and unknown keys, are bad requests.
+    for (limits, needle) in [
+        (r#"{"memory": "1MiB"}"#, "limits.memory is 1MiB, below"),
+        (
+            r#"{"wall-time": "0s"}"#,
+            "limits.wall-time must be greater than zero",
+        ),
+        (r#"{"walltime": "1s"}"#, "unknown field `walltime`"),
+        (r#"{"memory": "lots"}"#, "`lots` is not a valid size"),
+    ] {
+        let reply = server.post(
+            "/v1/run",
+            &format!(r#"{{"source": "print(1)", "limits": {limits}}}"#),
+        );
+        assert_eq!(reply.status, 400, "{limits}: {}", reply.text());
+        let message = reply.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(needle), "{limits}: {message}");
+    }
+}
+
 #[test]
 fn overload_gets_429_with_retry_after() {
     let server = Server::start(&["--max-in-flight", "1", "--max-queue", "0"]);
@@ -578,4 +693,89 @@ fn python_client_tests_and_example_pass() {
         String::from_utf8_lossy(&example.stderr)
     );
     assert!(stdout.contains("sma_crossover.py: ok (wasm)"), "{stdout}");
+}
+
+/// The load test tool (`cargo bench --bench serve_load`), scaled down: more clients than
+/// the server takes, so that some get `429`; every request is answered, every outcome is
+/// `ok`, and after SIGTERM the server exits 0 with no container left, warm or run.
+#[cfg(feature = "test-docker")]
+#[test]
+fn the_load_test_tool_runs_scaled_down() {
+    use stratbox::bench::load::{self, LoadConfig};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(crate::common::ensure_image());
+    let config = LoadConfig {
+        clients: 40,
+        duration: Duration::from_secs(3),
+        max_in_flight: 8,
+        max_queue: 8,
+        pool: 1,
+        container_every: 10,
+        ..LoadConfig::new(env!("CARGO_BIN_EXE_stratbox"))
+    };
+    let report = runtime
+        .block_on(load::run(&config))
+        .unwrap_or_else(|err| panic!("the load test could not run: {err}"));
+    let text = report.render();
+    assert!(report.answers.sent >= 40, "{text}");
+    assert!(report.every_request_answered(), "{text}");
+    assert!(report.every_outcome_ok(), "{text}");
+    assert_eq!(report.exit, Ok(0), "{text}");
+    assert_eq!(report.containers_left, Vec::<String>::new(), "{text}");
+    // Memory was sampled (its flatness over 3 s is the full test's to judge).
+    assert!(!report.rss.is_empty(), "{text}");
+    assert!(
+        text.contains("after SIGTERM: exit code 0, 0 containers left"),
+        "{text}"
+    );
+}
+
+/// `stratbox bench --backend serve` posts every workload to a real server: pure Python
+/// on wasm and numpy/pandas in a warm container (`serve`), every workload in a warm
+/// container (`serve-container`); the server's containers are gone when it ends.
+#[cfg(feature = "test-docker")]
+#[test]
+fn bench_measures_the_serve_modes() {
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(crate::common::ensure_image());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json_path = dir.path().join("bench.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .args(["bench", "--runs", "1", "--backend", "serve", "--json"])
+        .arg(&json_path)
+        .current_dir(root())
+        .output()
+        .expect("stratbox bench");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    for mode in [
+        "native",
+        "native-isolated",
+        "native-nearest",
+        "serve",
+        "serve-container",
+    ] {
+        assert!(table.contains(&format!("\n  {mode} ")), "{mode}:\n{table}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).expect("the JSON file")).expect("JSON");
+    let summary = report["summary"].as_array().expect("summary");
+    for mode in ["serve", "serve-container"] {
+        for workload in ["trivial", "stdlib", "compute", "numeric"] {
+            assert!(
+                summary.iter().any(|c| c["workload"] == workload
+                    && c["mode"] == mode
+                    && c["availability"]["state"] == "available"
+                    && c["p50_ms"].as_f64().is_some_and(|ms| ms > 0.0)),
+                "{workload}/{mode} measured: {summary:?}"
+            );
+        }
+    }
+    // The server ran the bench's policy, written as the profile `bench`.
+    assert_eq!(containers_of("bench"), Vec::<String>::new());
 }

@@ -165,6 +165,9 @@ class Request:
     filename: str | None = None
     backend: str | None = None
     profile: str | None = None
+    #: Limits set over the profile's, keyed as a profile's ``[limits]`` table
+    #: (``{"wall-time": "2s", "memory": "64MiB"}``); the server refuses looser ones.
+    limits: Mapping[str, Any] | None = None
     id: str | None = None
 
     def to_json(self) -> dict[str, Any]:

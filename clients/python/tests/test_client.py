@@ -41,6 +41,13 @@ class ClientTest(unittest.TestCase):
         killed = self.client.run("while True: pass", profile="strict")
         self.assertEqual((killed.status, killed.reason), ("killed", "fuel"))
 
+    def test_limits_tighten_and_looser_ones_are_refused(self) -> None:
+        killed = self.client.run("while True: pass", limits={"fuel": 50_000_000, "wall-time": "5s"})
+        self.assertEqual((killed.status, killed.reason), ("killed", "fuel"))
+        refused = self.client.run("print(1)", limits={"memory": "64GiB"})
+        self.assertEqual(refused.status, "invalid")
+        self.assertIn("`limits.memory` = 64GiB is looser", refused.message)
+
     def test_refused_requests_are_invalid_outcomes(self) -> None:
         outcome = self.client.run(path="/etc/passwd", id="passwd")
         self.assertEqual((outcome.status, outcome.id), ("invalid", "passwd"))

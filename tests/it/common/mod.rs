@@ -113,27 +113,9 @@ pub async fn ensure_image() {
 /// left while other tests run.
 #[cfg(feature = "test-docker")]
 pub async fn containers_of(policy: &str) -> Vec<String> {
-    use stratbox::backend::container::{ContainerBackend, RUN_LABEL};
-    let engine = ContainerBackend::new().engine().await.expect("engine");
-    let filters = std::collections::HashMap::from([(
-        "label".to_owned(),
-        vec![
-            format!("{RUN_LABEL}=1"),
-            format!("org.stratbox.policy={policy}"),
-        ],
-    )]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    engine
-        .docker()
-        .list_containers(Some(options))
+    stratbox::bench::load::containers_of(policy)
         .await
-        .expect("list containers")
-        .into_iter()
-        .flat_map(|c| c.names.unwrap_or_default())
-        .collect()
+        .unwrap_or_else(|err| panic!("{err}"))
 }
 
 /// Sends SIGINT (what Ctrl-C sends) to `child` and returns its exit code.
