@@ -207,6 +207,33 @@ async fn printing_loop_is_truncated_at_the_cap() {
     assert!(outcome.stdout.starts_with("line 0\nline 1\n"));
 }
 
+/// One write larger than the guest's write permit (64 KiB once) is kept whole, and a
+/// write larger than the cap is cut at the cap and says so: nothing is dropped silently.
+#[tokio::test]
+async fn large_single_writes_are_kept_whole_up_to_the_cap() {
+    let source = "import os, sys\nprint('x' * 100_000)\nsys.stdout.flush()\n\
+                  print(os.write(1, b'y' * 300_000))\nprint('z' * 200_000, file=sys.stderr)";
+    let outcome = wasm(source, "").await;
+    assert_ended(&outcome, Status::Ok, None);
+    assert!(!outcome.truncated.stdout, "{:?}", outcome.truncated);
+    assert!(!outcome.truncated.stderr, "{:?}", outcome.truncated);
+    let expected = format!("{}\n{}300000\n", "x".repeat(100_000), "y".repeat(300_000));
+    assert_eq!(outcome.stdout.len(), expected.len());
+    assert!(
+        outcome.stdout == expected,
+        "stdout differs from what was printed"
+    );
+    assert_eq!(outcome.stderr.len(), 200_001);
+    let outcome = wasm(
+        "import sys\nsys.stdout.write('w' * 3_000_000)",
+        "[limits]\nstdout = \"1MiB\"",
+    )
+    .await;
+    assert_ended(&outcome, Status::Ok, None);
+    assert!(outcome.truncated.stdout);
+    assert_eq!(outcome.stdout.len(), 1 << 20);
+}
+
 #[tokio::test]
 async fn output_overflow_kills_when_the_policy_says_so() {
     let outcome = wasm(

@@ -10,8 +10,13 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-/// Largest single write permit handed to the guest.
-const WRITE_PERMIT_BYTES: usize = 64 << 10;
+/// The write permit handed to the guest: larger than any write a 32-bit guest can make.
+///
+/// With a smaller permit (this was 64 KiB) the guest wrote the first permit's worth of a
+/// larger write and lost the rest without an error: CPython saw the whole write succeed
+/// (`wasm::large_single_writes_are_kept_whole_up_to_the_cap`). The pipe takes any length (it keeps up to the cap and counts the
+/// rest), so it never needs to hold a guest back.
+const WRITE_PERMIT_BYTES: usize = 1 << 32;
 
 /// The trap raised when a stream passes its cap and the policy says overflow kills.
 #[derive(Debug, thiserror::Error)]
