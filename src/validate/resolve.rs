@@ -16,6 +16,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
+use super::hash::FxBuild;
+
+/// The map's tables are keyed by its own names, which no strategy chooses.
+type Table<V> = HashMap<&'static str, V, FxBuild>;
+
 /// The generated map of the wasm guest's CPython (standard library).
 const WASM_MAP: &str = include_str!("data/exports-wasm.tsv");
 /// The generated map of numpy and pandas (and the standard library of that interpreter).
@@ -38,10 +43,10 @@ pub enum Step<'m> {
 /// The parsed map: node → attribute → node, and the refused nodes.
 #[derive(Debug, Default)]
 pub struct Map {
-    edges: HashMap<&'static str, HashMap<&'static str, &'static str>>,
+    edges: Table<Table<&'static str>>,
     /// Module name → its node (`re` → `m:re`), so that lookups by module allocate nothing.
-    module_nodes: HashMap<&'static str, &'static str>,
-    refused: HashMap<&'static str, &'static str>,
+    module_nodes: Table<&'static str>,
+    refused: Table<&'static str>,
     roots: BTreeSet<&'static str>,
     stdlib: BTreeSet<&'static str>,
     /// `(module, name)` of every public function and class of an allowed module that
