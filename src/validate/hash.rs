@@ -2,9 +2,10 @@
 //!
 //! The multiply-rotate hash of rustc (`FxHasher`): a few instructions per eight bytes,
 //! against SipHash's dozens for the short names the validator looks up. It has no key, so
-//! inputs that collide are easy to write: it keys only tables that a strategy cannot grow
-//! (the generated attribute map, the rule tables), where a colliding name costs one more
-//! comparison and nothing else. Tables keyed by the strategy's own names keep the standard
+//! inputs that collide are easy to write. It therefore keys only tables that a strategy
+//! cannot grow (the generated attribute map, the rule tables), where a colliding name costs
+//! one more comparison, and picks slots in caches and filters, where a collision costs a
+//! miss and nothing more. Tables keyed by the strategy's own names keep the standard
 //! library's keyed hash.
 
 use std::hash::{BuildHasherDefault, Hasher};
@@ -54,4 +55,12 @@ impl Hasher for FxHasher {
     fn finish(&self) -> u64 {
         self.hash
     }
+}
+
+/// A hash of `text` whose top bits are well mixed, for picking a cache slot.
+pub fn of_str(text: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.add(text.len() as u64);
+    hasher.finish()
 }

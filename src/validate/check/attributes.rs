@@ -9,11 +9,13 @@ use super::super::resolve::{MAP, Step};
 
 use super::{Checker, ModuleClass, RuleId, Use, end, is_private, norm, rules, start};
 
-impl Checker<'_> {
-    pub(super) fn attribute(&mut self, x: &ast::ExprAttribute, usage: Use) {
+impl<'a> Checker<'a> {
+    pub(super) fn attribute(&mut self, x: &'a ast::ExprAttribute, usage: Use) {
         let name = norm(&x.attr);
         let (attr_start, attr_end) = (start(x.attr.range), end(x.attr.range));
         if let Some(module) = self.module_of(&x.value) {
+            // The chain names a module: decided here as a whole, not walked.
+            self.inventory.chain(&x.value);
             self.module_attribute(&module, &name, x, usage);
             return;
         }

@@ -5,7 +5,13 @@
 //! module attributes and their sinks), `calls` (checked builtins and sinks), `names` (bare
 //! names and bindings), `annotations` (annotations, type parameters, class keywords,
 //! `__match_args__`), `strings` (dunder strings and format strings), `doctest` (the examples
-//! of docstrings), `collect` (the [`Inventory`]), and `parse` (text to tree).
+//! of docstrings), `collect` (the [`Inventory`], recorded during the same walk), and `parse`
+//! (text to tree).
+//!
+//! The walk visits every node of the tree once, except where a rule decides a whole
+//! subtree at its root (a chain of module attributes, a module-metadata target): there it
+//! hands the subtree to the inventory's recorder, which must see every name, attribute and
+//! call (`inventory_matches_a_full_walk` in `tests/it/validator.rs` holds it to that).
 
 mod annotations;
 mod attributes;
@@ -29,6 +35,7 @@ use super::inventory::Inventory;
 use super::rules;
 use super::source::{Lines, foreign_encoding};
 use super::{Import, ImportRules, ModuleClass, Report, RuleId, ValidatorConfig, Violation};
+use collect::Recorder;
 use parse::ParseFail;
 
 pub use parse::PYTHON;
@@ -108,7 +115,7 @@ pub fn run(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Rep
             "source code contains a NUL byte".to_owned(),
             "remove the NUL byte; CPython refuses such files",
         );
-        return checker.finish(Inventory::default());
+        return checker.finish();
     }
     if let Some((at, name)) = foreign_encoding(source) {
         let line_end = source[at..]
@@ -125,7 +132,7 @@ pub fn run(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Rep
     match parse::module(source) {
         Err(fail) => {
             checker.parse_failure(fail);
-            checker.finish(Inventory::default())
+            checker.finish()
         }
         Ok(module) => {
             checker.bind_imports(&module.body);
@@ -134,8 +141,7 @@ pub fn run(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Rep
             if checker.imports.iter().any(|i| i.module == "doctest") {
                 checker.doctest_examples(&module.body);
             }
-            let inventory = collect::inventory(&module.body);
-            checker.finish(inventory)
+            checker.finish()
         }
     }
 }
@@ -168,6 +174,8 @@ struct Checker<'a> {
     templates: Vec<(String, strings::Template)>,
     /// How many function and class bodies enclose the statement being checked.
     depth: usize,
+    /// The inventory of the nodes walked so far.
+    inventory: Recorder<'a>,
 }
 
 impl<'a> Checker<'a> {
@@ -184,15 +192,17 @@ impl<'a> Checker<'a> {
             classes: HashSet::new(),
             templates: Vec::new(),
             depth: 0,
+            inventory: Recorder::default(),
         }
     }
 
-    fn finish(self, inventory: Inventory) -> Report {
+    /// The report, with the inventory of the walked tree (empty when there was none).
+    fn finish(self) -> Report {
         Report {
             violations: self.violations,
             imports: self.imports,
             checked: true,
-            inventory,
+            inventory: self.inventory.finish(),
         }
     }
 
@@ -235,7 +245,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Statements that need more than the default walk.
-    fn stmt(&mut self, stmt: &Stmt) {
+    fn stmt(&mut self, stmt: &'a Stmt) {
         match stmt {
             Stmt::FunctionDef(s) => {
                 for d in &s.decorator_list {
@@ -277,7 +287,9 @@ impl<'a> Checker<'a> {
             Stmt::Assign(s) => {
                 for target in &s.targets {
                     self.match_args(target, &s.value);
-                    if !self.is_module_metadata(target, &s.value) {
+                    if self.is_module_metadata(target, &s.value) {
+                        self.inventory.expr(target);
+                    } else {
                         self.visit_expr(target);
                     }
                 }
@@ -291,7 +303,9 @@ impl<'a> Checker<'a> {
                 if let Some(value) = &s.value {
                     self.match_args(&s.target, value);
                 }
-                if !metadata {
+                if metadata {
+                    self.inventory.expr(&s.target);
+                } else {
                     self.visit_expr(&s.target);
                 }
                 self.annotation(&s.annotation);
@@ -306,13 +320,20 @@ impl<'a> Checker<'a> {
                 }
                 self.annotation(&s.value);
             }
-            Stmt::Import(s) => self.import(s),
-            Stmt::ImportFrom(s) => self.import_from(s),
+            Stmt::Import(s) => {
+                self.inventory.stmt(stmt);
+                self.import(s);
+            }
+            Stmt::ImportFrom(s) => {
+                self.inventory.stmt(stmt);
+                self.import_from(s);
+            }
             _ => visitor::walk_stmt(self, stmt),
         }
     }
 
-    fn expr_as(&mut self, e: &Expr, usage: Use) {
+    fn expr_as(&mut self, e: &'a Expr, usage: Use) {
+        self.inventory.expr(e);
         match e {
             Expr::Call(x) => self.call(x),
             Expr::Attribute(x) => self.attribute(x, usage),
@@ -328,7 +349,7 @@ impl<'a> Checker<'a> {
     }
 }
 
-impl<'a> Visitor<'a> for Checker<'_> {
+impl<'a> Visitor<'a> for Checker<'a> {
     fn visit_stmt(&mut self, stmt: &'a Stmt) {
         self.stmt(stmt);
     }

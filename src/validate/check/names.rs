@@ -7,7 +7,7 @@ use ruff_text_size::TextRange;
 
 use super::{Checker, GETATTR_HINT, OPEN_HINT, RuleId, Use, VARS_HINT, norm, rules, start};
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     /// A name bound by assignment, `for`, `as`, `import ... as`, patterns or `except`.
     pub(super) fn binding(&mut self, raw: &str, range: TextRange) {
         let name = norm(raw);
@@ -39,7 +39,7 @@ impl Checker<'_> {
             || rules::is_forbidden_builtin(name) && !self.config.allow_builtins.contains(name)
     }
 
-    pub(super) fn keyword(&mut self, keyword: &ast::Keyword) {
+    pub(super) fn keyword(&mut self, keyword: &'a ast::Keyword) {
         if let Some(arg) = &keyword.arg {
             let name = norm(arg);
             if let Some(message) = self.attr_refusal(&name) {
