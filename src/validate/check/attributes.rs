@@ -7,6 +7,7 @@ use ruff_python_ast::{self as ast, Expr, ExprContext};
 
 use super::super::resolve::{MAP, Step};
 
+use super::imports::Binding;
 use super::{Checker, ModuleClass, RuleId, Use, end, is_private, norm, rules, start};
 
 impl<'a> Checker<'a> {
@@ -170,7 +171,7 @@ impl<'a> Checker<'a> {
     /// The module an expression denotes, if it is a module name or an allowed sub-module.
     pub(super) fn module_of(&self, e: &Expr) -> Option<String> {
         match e {
-            Expr::Name(n) => self.modules.get(&*norm(&n.id)).cloned(),
+            Expr::Name(n) => self.imported.module(&norm(&n.id)).cloned(),
             Expr::Attribute(a) => {
                 let base = self.module_of(&a.value)?;
                 let attr = norm(&a.attr);
@@ -211,13 +212,14 @@ impl<'a> Checker<'a> {
         match e {
             Expr::Name(n) => {
                 let name = norm(&n.id);
-                if let Some(module) = self.modules.get(&*name) {
-                    return Some(module.clone());
+                match self.imported.get(&name)? {
+                    Binding::Module(module) => Some(module.clone()),
+                    Binding::Object(qualified) => {
+                        let (module, object) = qualified.rsplit_once('.')?;
+                        attrs.push(Cow::Owned(object.to_owned()));
+                        Some(module.to_owned())
+                    }
                 }
-                let qualified = self.objects.get(&*name)?;
-                let (module, object) = qualified.rsplit_once('.')?;
-                attrs.push(Cow::Owned(object.to_owned()));
-                Some(module.to_owned())
             }
             Expr::Attribute(a) => {
                 let root = self.chain_of(&a.value, attrs)?;
@@ -234,10 +236,9 @@ impl<'a> Checker<'a> {
         match e {
             Expr::Name(n) => {
                 let name = norm(&n.id);
-                self.modules
-                    .get(&*name)
-                    .or_else(|| self.objects.get(&*name))
-                    .cloned()
+                self.imported
+                    .get(&name)
+                    .map(|binding| binding.name().clone())
             }
             Expr::Attribute(a) => {
                 let base = self.module_of(&a.value)?;

@@ -100,8 +100,7 @@ impl Checker<'_> {
         let module;
         let lines = Lines::new(source);
         let mut sub = Checker::new(&lines, self.rules, self.config);
-        sub.modules = self.modules.clone();
-        sub.objects = self.objects.clone();
+        sub.imported = self.imported.clone();
         sub.dispatchers = self.dispatchers.clone();
         match parse::module(source) {
             Err(fail) => sub.parse_failure(fail),

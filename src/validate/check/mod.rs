@@ -24,7 +24,7 @@ mod parse;
 mod strings;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{self as ast, Expr, ExprContext, Stmt};
@@ -36,6 +36,7 @@ use super::rules;
 use super::source::{Lines, foreign_encoding};
 use super::{Import, ImportRules, ModuleClass, Report, RuleId, ValidatorConfig, Violation};
 use collect::Recorder;
+use imports::Imported;
 use parse::ParseFail;
 
 pub use parse::PYTHON;
@@ -162,10 +163,8 @@ struct Checker<'a> {
     config: &'a ValidatorConfig,
     violations: Vec<Violation>,
     imports: Vec<Import>,
-    /// Local name → module bound to it by `import` (or `from pkg import submodule`).
-    modules: HashMap<String, String>,
-    /// Local name → qualified name of an object bound by `from m import name`.
-    objects: HashMap<String, String>,
+    /// The names imports bind, to modules and to objects of modules.
+    imported: Imported,
     /// Names of functions decorated with `functools.singledispatch` (or the method form).
     dispatchers: HashSet<String>,
     /// Names of the classes this file defines, at any depth.
@@ -186,8 +185,7 @@ impl<'a> Checker<'a> {
             config,
             violations: Vec::new(),
             imports: Vec::new(),
-            modules: HashMap::new(),
-            objects: HashMap::new(),
+            imported: Imported::default(),
             dispatchers: HashSet::new(),
             classes: HashSet::new(),
             templates: Vec::new(),

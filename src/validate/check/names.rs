@@ -5,6 +5,7 @@ use ruff_python_ast::visitor::Visitor;
 use ruff_python_ast::{self as ast, Expr};
 use ruff_text_size::TextRange;
 
+use super::imports::Binding;
 use super::{Checker, GETATTR_HINT, OPEN_HINT, RuleId, Use, VARS_HINT, norm, rules, start};
 
 impl<'a> Checker<'a> {
@@ -98,18 +99,22 @@ impl<'a> Checker<'a> {
             }
             return;
         }
-        if self.modules.contains_key(&*name) {
-            self.push_range(
-                RuleId::ModuleValue,
-                range,
-                format!("the module `{name}` is used as a value"),
-                "use the module only through its attributes: json.loads(...), not m = json",
-            );
-            return;
-        }
-        if let Some(qualified) = self.objects.get(&*name).cloned() {
-            self.sink_reference(&qualified, range, usage);
-            return;
+        match self.imported.get(&name) {
+            Some(Binding::Module(_)) => {
+                self.push_range(
+                    RuleId::ModuleValue,
+                    range,
+                    format!("the module `{name}` is used as a value"),
+                    "use the module only through its attributes: json.loads(...), not m = json",
+                );
+                return;
+            }
+            Some(Binding::Object(qualified)) => {
+                let qualified = qualified.clone();
+                self.sink_reference(&qualified, range, usage);
+                return;
+            }
+            None => {}
         }
         if rules::is_checked_builtin(&name) && usage != Use::Callee {
             self.push_range(
