@@ -2,13 +2,14 @@
 //! attributes of objects.
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
 use ruff_python_ast::{self as ast, Expr, ExprContext};
 
 use super::super::resolve::{MAP, Step};
 
 use super::imports::Binding;
-use super::{Checker, ModuleClass, RuleId, Use, end, is_private, norm, rules, start};
+use super::{Checker, ModuleClass, RuleId, Use, end, is_private, norm, qualified, rules, start};
 
 impl<'a> Checker<'a> {
     pub(super) fn attribute(&mut self, x: &'a ast::ExprAttribute, usage: Use) {
@@ -83,7 +84,7 @@ impl<'a> Checker<'a> {
 
     fn module_attribute(&mut self, module: &str, name: &str, x: &ast::ExprAttribute, usage: Use) {
         let (attr_start, attr_end) = (start(x.attr.range), end(x.attr.range));
-        let qualified = format!("{module}.{name}");
+        let qualified = qualified(module, name);
         if rules::sink(&qualified).is_some() {
             self.sink_at(&qualified, attr_start, attr_end, usage);
             return;
@@ -169,22 +170,22 @@ impl<'a> Checker<'a> {
     }
 
     /// The module an expression denotes, if it is a module name or an allowed sub-module.
-    pub(super) fn module_of(&self, e: &Expr) -> Option<String> {
+    pub(super) fn module_of(&self, e: &Expr) -> Option<Rc<str>> {
         match e {
             Expr::Name(n) => self.imported.module(&norm(&n.id)).cloned(),
             Expr::Attribute(a) => {
                 let base = self.module_of(&a.value)?;
                 let attr = norm(&a.attr);
-                let qualified = format!("{base}.{attr}");
+                let qualified = qualified(&base, &attr);
                 if self.is_known_module(&qualified) {
-                    return Some(qualified);
+                    return Some(qualified.into());
                 }
                 // A module another module holds (`re.enum`) is that module, so every rule
                 // on modules applies to it; a module that is not allowed is refused by
                 // `module_attribute` and not followed.
                 match MAP.module_attribute(&base, &attr) {
                     Step::Module(m) if self.rules.classify(m) != ModuleClass::Forbidden => {
-                        Some(m.to_owned())
+                        Some(m.into())
                     }
                     Step::Module(_) | Step::Ordinary | Step::Object(_) | Step::Refused(_) => None,
                 }
@@ -208,7 +209,7 @@ impl<'a> Checker<'a> {
     /// The root module and attribute names of a chain `m.a.b` whose root is a module name
     /// or an object imported from a module (`from logging import root as r`: `r.a` is
     /// `logging.root.a`).
-    fn chain_of<'e>(&self, e: &'e Expr, attrs: &mut Vec<Cow<'e, str>>) -> Option<String> {
+    fn chain_of<'e>(&self, e: &'e Expr, attrs: &mut Vec<Cow<'e, str>>) -> Option<Rc<str>> {
         match e {
             Expr::Name(n) => {
                 let name = norm(&n.id);
@@ -217,7 +218,7 @@ impl<'a> Checker<'a> {
                     Binding::Object(qualified) => {
                         let (module, object) = qualified.rsplit_once('.')?;
                         attrs.push(Cow::Owned(object.to_owned()));
-                        Some(module.to_owned())
+                        Some(module.into())
                     }
                 }
             }
@@ -232,7 +233,7 @@ impl<'a> Checker<'a> {
 
     /// The qualified name of a callee: `json.loads`, or `operator.attrgetter` for a name
     /// bound by `from operator import attrgetter`.
-    pub(super) fn qualify(&self, e: &Expr) -> Option<String> {
+    pub(super) fn qualify(&self, e: &Expr) -> Option<Rc<str>> {
         match e {
             Expr::Name(n) => {
                 let name = norm(&n.id);
@@ -242,7 +243,7 @@ impl<'a> Checker<'a> {
             }
             Expr::Attribute(a) => {
                 let base = self.module_of(&a.value)?;
-                Some(format!("{base}.{}", norm(&a.attr)))
+                Some(qualified(&base, &norm(&a.attr)).into())
             }
             _ => None,
         }

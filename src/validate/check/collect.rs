@@ -114,6 +114,8 @@ const CACHE_SLOTS: usize = 256;
 /// that quadratic.
 struct Seen<'a> {
     recent: [Option<&'a str>; CACHE_SLOTS],
+    /// For spellings built by the recorder: where in `listed` the last one of each slot is.
+    recent_built: [Option<usize>; CACHE_SLOTS],
     listed: Vec<Cow<'a, str>>,
 }
 
@@ -121,6 +123,7 @@ impl Default for Seen<'_> {
     fn default() -> Self {
         Self {
             recent: [None; CACHE_SLOTS],
+            recent_built: [None; CACHE_SLOTS],
             listed: Vec::new(),
         }
     }
@@ -137,6 +140,11 @@ impl<'a> Seen<'a> {
 
     /// A spelling built by the recorder (already normalised).
     fn insert_owned(&mut self, name: &str) {
+        let slot = &mut self.recent_built[cache_slot(name)];
+        if slot.is_some_and(|at| self.listed.get(at).is_some_and(|seen| seen == name)) {
+            return;
+        }
+        *slot = Some(self.listed.len());
         self.listed.push(Cow::Owned(name.to_owned()));
     }
 

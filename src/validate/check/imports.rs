@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::rc::Rc;
 
 use ruff_python_ast::statement_visitor::{StatementVisitor, walk_stmt};
 use ruff_python_ast::{self as ast, Expr, Stmt};
 
 use super::super::hash;
 use super::super::resolve::{MAP, Step};
-use super::{Checker, Import, ModuleClass, RuleId, end, is_private, norm, rules, start};
+use super::{Checker, Import, ModuleClass, RuleId, end, is_private, norm, qualified, rules, start};
 
 /// Bits of [`Imported`]'s filter (a power of two).
 const FILTER_BITS: usize = 2048;
@@ -17,14 +18,15 @@ const FILTER_BITS: usize = 2048;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Binding {
     /// A module (`import numpy as np`, `from os import path`): its dotted name.
-    Module(String),
+    Module(Rc<str>),
     /// An object of a module (`from math import sqrt`): its qualified name, `math.sqrt`.
-    Object(String),
+    Object(Rc<str>),
 }
 
 impl Binding {
-    /// The module's name or the object's qualified name.
-    pub(super) fn name(&self) -> &String {
+    /// The module's name or the object's qualified name (shared: every use of an imported
+    /// name hands it out).
+    pub(super) fn name(&self) -> &Rc<str> {
         match self {
             Binding::Module(name) | Binding::Object(name) => name,
         }
@@ -89,7 +91,7 @@ impl Imported {
     }
 
     /// The module `name` denotes.
-    pub(super) fn module(&self, name: &str) -> Option<&String> {
+    pub(super) fn module(&self, name: &str) -> Option<&Rc<str>> {
         match self.get(name) {
             Some(Binding::Module(module)) => Some(module),
             Some(Binding::Object(_)) | None => None,
@@ -132,11 +134,11 @@ impl Checker<'_> {
                         match &alias.asname {
                             Some(local) => {
                                 let local = norm(local).into_owned();
-                                self.imported.bind(local, Binding::Module(name));
+                                self.imported.bind(local, Binding::Module(name.into()));
                             }
                             None => {
                                 let top = name.split('.').next().unwrap_or("").to_owned();
-                                self.imported.bind(top.clone(), Binding::Module(top));
+                                self.imported.bind(top.clone(), Binding::Module(top.into()));
                             }
                         }
                     }
@@ -152,15 +154,15 @@ impl Checker<'_> {
                     }
                     for alias in &s.names {
                         let name = norm(&alias.name);
-                        let qualified = format!("{module}.{name}");
+                        let qualified = qualified(&module, &name);
                         let local = norm(alias.asname.as_ref().unwrap_or(&alias.name)).into_owned();
                         if self.is_known_module(&qualified) {
-                            self.imported.bind(local, Binding::Module(qualified));
+                            self.imported.bind(local, Binding::Module(qualified.into()));
                         } else if let Step::Module(m) = MAP.module_attribute(&module, &name) {
                             // `from re import enum as e`: `e` is the module `enum`.
-                            self.imported.bind(local, Binding::Module(m.to_owned()));
+                            self.imported.bind(local, Binding::Module(m.into()));
                         } else {
-                            self.imported.bind(local, Binding::Object(qualified));
+                            self.imported.bind(local, Binding::Object(qualified.into()));
                         }
                     }
                 }
@@ -170,7 +172,7 @@ impl Checker<'_> {
         for function in &statements.functions {
             let dispatches = function.decorator_list.iter().any(|d| {
                 self.qualify(&d.expression).is_some_and(|q| {
-                    q == "functools.singledispatch" || q == "functools.singledispatchmethod"
+                    &*q == "functools.singledispatch" || &*q == "functools.singledispatchmethod"
                 })
             });
             if dispatches {
@@ -269,7 +271,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let qualified = format!("{module}.{name}");
+            let qualified = qualified(&module, &name);
             if let Some(why) = rules::native_denied(&qualified) {
                 self.push(
                     RuleId::ForbiddenImport,

@@ -66,6 +66,16 @@ fn as_str(e: &Expr) -> Option<&str> {
     }
 }
 
+/// `module.name`, built without the formatting machinery (this runs for every attribute
+/// of a module).
+fn qualified(module: &str, name: &str) -> String {
+    let mut out = String::with_capacity(module.len() + 1 + name.len());
+    out.push_str(module);
+    out.push('.');
+    out.push_str(name);
+    out
+}
+
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
