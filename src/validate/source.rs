@@ -237,12 +237,15 @@ fn exceeds(source: &str, mode: Mode) -> bool {
             }
             line_start = false;
         }
-        match tok {
+        // Whether the token raised the bound: only then can it newly exceed it (every other
+        // token keeps it or lowers it), so only then is it compared.
+        let raised = match tok {
             TokenKind::Lpar | TokenKind::Lsqb | TokenKind::Lbrace => {
                 stack.push((count, lambdas));
                 outer += count + 1;
                 count = 0;
                 lambdas = 0;
+                true
             }
             TokenKind::Rpar | TokenKind::Rsqb | TokenKind::Rbrace => {
                 if let Some((c, l)) = stack.pop() {
@@ -250,12 +253,20 @@ fn exceeds(source: &str, mode: Mode) -> bool {
                     count = c + 1;
                     lambdas = l;
                 }
+                false
             }
-            TokenKind::Comma if lambdas == 0 => count = 0,
-            TokenKind::Colon if lambdas > 0 => lambdas -= 1,
+            TokenKind::Comma if lambdas == 0 => {
+                count = 0;
+                false
+            }
+            TokenKind::Colon if lambdas > 0 => {
+                lambdas -= 1;
+                false
+            }
             TokenKind::Lambda => {
                 lambdas += 1;
                 count += 1;
+                true
             }
             TokenKind::Newline | TokenKind::Semi => {
                 stack.clear();
@@ -263,22 +274,26 @@ fn exceeds(source: &str, mode: Mode) -> bool {
                 lambdas = 0;
                 outer = 0;
                 line_start = true;
+                false
             }
             TokenKind::Indent => {
                 elifs.push(0);
                 line_start = true;
+                true
             }
             TokenKind::Dedent => {
                 if elifs.len() > 1 {
                     elif_total -= elifs.pop().unwrap_or(0);
                 }
                 line_start = true;
+                false
             }
             TokenKind::Elif => {
                 if let Some(run) = elifs.last_mut() {
                     *run += 1;
                     elif_total += 1;
                 }
+                true
             }
             TokenKind::Name
             | TokenKind::Int
@@ -303,11 +318,13 @@ fn exceeds(source: &str, mode: Mode) -> bool {
             | TokenKind::Ellipsis
             | TokenKind::Pass
             | TokenKind::Break
-            | TokenKind::Continue => {}
-            _ => count += 1,
-        }
-        let indent = 2 * (elifs.len() - 1);
-        if outer + count + indent + elif_total > MAX_NESTING {
+            | TokenKind::Continue => false,
+            _ => {
+                count += 1;
+                true
+            }
+        };
+        if raised && outer + count + 2 * (elifs.len() - 1) + elif_total > MAX_NESTING {
             return true;
         }
     }
