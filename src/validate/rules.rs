@@ -639,6 +639,8 @@ fn index(table: &'static [(&'static str, &'static str)]) -> HashSet<&'static str
 
 static BLOCKED: LazyLock<HashSet<&str, FxBuild>> = LazyLock::new(|| index(BLOCKED_ATTRS));
 static FORBIDDEN: LazyLock<HashSet<&str, FxBuild>> = LazyLock::new(|| index(FORBIDDEN_BUILTINS));
+static SUBMODULES: LazyLock<HashSet<&str, FxBuild>> =
+    LazyLock::new(|| STDLIB_SUBMODULES.iter().copied().collect());
 
 /// Whether the builtin may never be called.
 pub fn is_forbidden_builtin(name: &str) -> bool {
@@ -708,7 +710,7 @@ pub fn sink(qualified: &str) -> Option<Sink> {
 
 /// Whether the dotted name is a standard-library submodule.
 pub fn is_stdlib_submodule(name: &str) -> bool {
-    STDLIB_SUBMODULES.binary_search(&name).is_ok()
+    SUBMODULES.contains(name)
 }
 
 /// `__x__` with at least one character between the underscores.
