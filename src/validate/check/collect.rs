@@ -112,25 +112,22 @@ const CACHE_SLOTS: usize = 256;
 /// `print`, `append`): a small cache of the spellings seen last answers most of them, and
 /// the others are listed, to be sorted and deduplicated once at the end; no input makes
 /// that quadratic.
+///
+/// The caches live on the heap, allocated on first use, so that the checker that holds
+/// the recorder stays small to move.
+#[derive(Default)]
 struct Seen<'a> {
-    recent: [Option<&'a str>; CACHE_SLOTS],
+    recent: Vec<Option<&'a str>>,
     /// For spellings built by the recorder: where in `listed` the last one of each slot is.
-    recent_built: [Option<usize>; CACHE_SLOTS],
+    recent_built: Vec<Option<usize>>,
     listed: Vec<Cow<'a, str>>,
-}
-
-impl Default for Seen<'_> {
-    fn default() -> Self {
-        Self {
-            recent: [None; CACHE_SLOTS],
-            recent_built: [None; CACHE_SLOTS],
-            listed: Vec::new(),
-        }
-    }
 }
 
 impl<'a> Seen<'a> {
     fn insert(&mut self, name: &'a str) {
+        if self.recent.is_empty() {
+            self.recent = vec![None; CACHE_SLOTS];
+        }
         let slot = &mut self.recent[cache_slot(name)];
         if *slot != Some(name) {
             *slot = Some(name);
@@ -140,6 +137,9 @@ impl<'a> Seen<'a> {
 
     /// A spelling built by the recorder (already normalised).
     fn insert_owned(&mut self, name: &str) {
+        if self.recent_built.is_empty() {
+            self.recent_built = vec![None; CACHE_SLOTS];
+        }
         let slot = &mut self.recent_built[cache_slot(name)];
         if slot.is_some_and(|at| self.listed.get(at).is_some_and(|seen| seen == name)) {
             return;
