@@ -1,11 +1,19 @@
 //! Measures `validate` + `route` on a 1,000-line strategy built from the honest fixtures
-//! (target: under 1 ms). Run with `cargo bench --bench validate`.
+//! (target: under 1 ms), beside the floor under it: Ruff's parser alone on the same text,
+//! and its lexer alone. Run with `cargo bench --bench validate`.
+//!
+//! For instruction counts, which stay comparable on a loaded machine, set
+//! `VALIDATE_ITERATIONS=N`: the binary then validates the text N times outside criterion
+//! and exits, e.g. under `valgrind --tool=callgrind` (see docs/BENCHMARKS.md).
 
 use std::collections::BTreeSet;
 use std::hint::black_box;
 use std::path::Path;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
+use ruff_python_ast::token::TokenKind;
+use ruff_python_parser::lexer::lex;
+use ruff_python_parser::{Mode, ParseOptions, parse_unchecked};
 use stratbox::route::route;
 use stratbox::validate::{ImportRules, ValidatorConfig, validate};
 
@@ -102,7 +110,40 @@ fn bench(c: &mut Criterion) {
             black_box(route(&report, &rules, None).is_ok())
         })
     });
+    // The floor: what the parser alone costs on the same text, at the validator's options.
+    let options = ParseOptions::from(Mode::Module).with_target_version(stratbox::validate::PYTHON);
+    c.bench_function("parse_1000_lines", |b| {
+        b.iter(|| black_box(parse_unchecked(black_box(&source), options.clone())))
+    });
+    c.bench_function("lex_1000_lines", |b| {
+        b.iter(|| {
+            let mut lexer = lex(black_box(&source), Mode::Module);
+            let mut tokens = 0usize;
+            while lexer.next_token() != TokenKind::EndOfFile {
+                tokens += 1;
+            }
+            black_box(tokens)
+        })
+    });
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(iterations) = std::env::var_os("VALIDATE_ITERATIONS") {
+        let iterations: usize = iterations
+            .to_str()
+            .and_then(|n| n.parse().ok())
+            .expect("VALIDATE_ITERATIONS is a number");
+        let (rules, config, source) = (rules(), ValidatorConfig::default(), strategy());
+        // The attribute map is loaded once per process, before the first run: not counted.
+        std::sync::LazyLock::force(&stratbox::validate::resolve::MAP);
+        for _ in 0..iterations {
+            let report = validate(black_box(&source), &rules, &config);
+            black_box(route(&report, &rules, None).is_ok());
+        }
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -85,6 +85,7 @@
 
 mod check;
 mod format;
+mod hash;
 pub mod inventory;
 mod render;
 pub mod resolve;

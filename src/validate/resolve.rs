@@ -13,8 +13,13 @@
 //! validator knows the standard library (no hand copy). `tests/it/generated.rs` checks
 //! that the wasm file is what the current guest generates (`STRATBOX_BLESS=1` rewrites it).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::LazyLock;
+
+use super::hash::FxBuild;
+
+/// The map's tables are keyed by its own names, which no strategy chooses.
+type Table<V> = HashMap<&'static str, V, FxBuild>;
 
 /// The generated map of the wasm guest's CPython (standard library).
 const WASM_MAP: &str = include_str!("data/exports-wasm.tsv");
@@ -38,12 +43,14 @@ pub enum Step<'m> {
 /// The parsed map: node → attribute → node, and the refused nodes.
 #[derive(Debug, Default)]
 pub struct Map {
-    edges: HashMap<&'static str, HashMap<&'static str, &'static str>>,
+    edges: Table<Table<&'static str>>,
     /// Module name → its node (`re` → `m:re`), so that lookups by module allocate nothing.
-    module_nodes: HashMap<&'static str, &'static str>,
-    refused: HashMap<&'static str, &'static str>,
+    module_nodes: Table<&'static str>,
+    refused: Table<&'static str>,
     roots: BTreeSet<&'static str>,
-    stdlib: BTreeSet<&'static str>,
+    /// The module names of `roots`, for lookups.
+    covered: HashSet<&'static str, FxBuild>,
+    stdlib: HashSet<&'static str, FxBuild>,
     /// `(module, name)` of every public function and class of an allowed module that
     /// reaches nothing refused: what the tests walk to show ordinary code is accepted.
     pub public: Vec<(&'static str, &'static str)>,
@@ -72,6 +79,7 @@ impl Map {
                 }
                 (Some("root"), Some(node), None, None) => {
                     self.roots.insert(node);
+                    self.covered.extend(node.strip_prefix("m:"));
                     self.module_node(node);
                 }
                 (Some("edge"), Some(from), Some(attr), Some(to)) => {
@@ -99,9 +107,7 @@ impl Map {
 
     /// Whether the map was generated with `module` as an allowed root.
     pub fn covers(&self, module: &str) -> bool {
-        self.module_nodes
-            .get(module)
-            .is_some_and(|node| self.roots.contains(node))
+        self.covered.contains(module)
     }
 
     /// Top-level standard-library module names of every generating interpreter.

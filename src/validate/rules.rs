@@ -4,6 +4,11 @@
 //! the exception, and every exception says why it is harmless. Lookups go through the
 //! small helpers at the bottom so that the tables stay plain data.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use super::hash::FxBuild;
+
 /// Builtins that reach outside the language or hand out the interpreter's internals.
 /// Calling them or merely naming them (`f = eval`, `map(eval, xs)`, `@exec`) is
 /// `forbidden-call`. `__import__` is absent: it is reported as `forbidden-import`.
@@ -626,9 +631,20 @@ fn in_table(table: &[(&str, &str)], name: &str) -> bool {
     table.iter().any(|(n, _)| *n == name)
 }
 
+/// The names of a table, hashed once: for the tables that every name or attribute of a
+/// strategy is looked up in, one hash instead of a scan.
+fn index(table: &'static [(&'static str, &'static str)]) -> HashSet<&'static str, FxBuild> {
+    table.iter().map(|(name, _)| *name).collect()
+}
+
+static BLOCKED: LazyLock<HashSet<&str, FxBuild>> = LazyLock::new(|| index(BLOCKED_ATTRS));
+static FORBIDDEN: LazyLock<HashSet<&str, FxBuild>> = LazyLock::new(|| index(FORBIDDEN_BUILTINS));
+static SUBMODULES: LazyLock<HashSet<&str, FxBuild>> =
+    LazyLock::new(|| STDLIB_SUBMODULES.iter().copied().collect());
+
 /// Whether the builtin may never be called.
 pub fn is_forbidden_builtin(name: &str) -> bool {
-    in_table(FORBIDDEN_BUILTINS, name)
+    FORBIDDEN.contains(name)
 }
 
 /// Whether calls of the builtin are checked argument by argument.
@@ -668,7 +684,7 @@ pub fn is_module_metadata(name: &str) -> bool {
 
 /// Whether the attribute is blocked on every object.
 pub fn is_blocked_attr(name: &str) -> bool {
-    in_table(BLOCKED_ATTRS, name)
+    BLOCKED.contains(name)
 }
 
 /// Whether a string holding this dunder is allowed.
@@ -694,7 +710,7 @@ pub fn sink(qualified: &str) -> Option<Sink> {
 
 /// Whether the dotted name is a standard-library submodule.
 pub fn is_stdlib_submodule(name: &str) -> bool {
-    STDLIB_SUBMODULES.binary_search(&name).is_ok()
+    SUBMODULES.contains(name)
 }
 
 /// `__x__` with at least one character between the underscores.

@@ -1,44 +1,40 @@
 //! Positions, excerpts and the checks that run on the text before it is parsed.
 
+use std::cell::OnceCell;
+
 use ruff_python_ast::token::TokenKind;
 use ruff_python_parser::Mode;
 use ruff_python_parser::lexer::lex;
 
 /// Byte offsets of line starts. Python ends a line at `\n`, `\r\n` or a lone `\r`.
+///
+/// The table is built on first use: a strategy without violations or imports needs none.
 pub struct Lines<'a> {
     pub text: &'a str,
-    starts: Vec<usize>,
+    starts: OnceCell<Vec<usize>>,
 }
 
 impl<'a> Lines<'a> {
     pub fn new(text: &'a str) -> Self {
-        let bytes = text.as_bytes();
-        let mut starts = vec![0];
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\n' => starts.push(i + 1),
-                b'\r' => {
-                    if bytes.get(i + 1) == Some(&b'\n') {
-                        i += 1;
-                    }
-                    starts.push(i + 1);
-                }
-                _ => {}
-            }
-            i += 1;
+        Self {
+            text,
+            starts: OnceCell::new(),
         }
-        Self { text, starts }
+    }
+
+    fn starts(&self) -> &[usize] {
+        self.starts.get_or_init(|| line_starts(self.text))
     }
 
     /// 1-based line and 1-based column (counted in characters) of a byte offset.
     pub fn position(&self, offset: usize) -> (u32, u32) {
         let offset = offset.min(self.text.len());
-        let line = match self.starts.binary_search(&offset) {
+        let starts = self.starts();
+        let line = match starts.binary_search(&offset) {
             Ok(i) => i,
             Err(i) => i.saturating_sub(1),
         };
-        let start = self.starts.get(line).copied().unwrap_or(0);
+        let start = starts.get(line).copied().unwrap_or(0);
         let col = self
             .text
             .get(start..offset)
@@ -49,12 +45,9 @@ impl<'a> Lines<'a> {
     /// The text of a 1-based line, without its line ending.
     pub fn line(&self, line: u32) -> Option<&'a str> {
         let index = usize::try_from(line).ok()?.checked_sub(1)?;
-        let start = *self.starts.get(index)?;
-        let end = self
-            .starts
-            .get(index + 1)
-            .copied()
-            .unwrap_or(self.text.len());
+        let starts = self.starts();
+        let start = *starts.get(index)?;
+        let end = starts.get(index + 1).copied().unwrap_or(self.text.len());
         let text = self.text.get(start..end)?;
         Some(text.trim_end_matches(['\n', '\r']))
     }
@@ -73,6 +66,53 @@ impl<'a> Lines<'a> {
         }
         out
     }
+}
+
+/// The byte offset of each line's start. Text without `\r` (nearly all) is searched for
+/// `\n` alone, eight bytes at a time.
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    let bytes = text.as_bytes();
+    if !bytes.contains(&b'\r') {
+        const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
+        const NEWLINES: u64 = u64::from_le_bytes([b'\n'; 8]);
+        let mut words = bytes.chunks_exact(8);
+        let mut at = 0;
+        for chunk in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            // The high bit of each byte of `found` says whether that byte is `\n`.
+            let x = u64::from_le_bytes(word) ^ NEWLINES;
+            let mut found = !((x & LOW7).wrapping_add(LOW7) | x | LOW7);
+            while found != 0 {
+                starts.push(at + found.trailing_zeros() as usize / 8 + 1);
+                found &= found - 1;
+            }
+            at += 8;
+        }
+        let rest = words.remainder();
+        starts.extend(
+            (0..rest.len())
+                .filter(|i| rest[*i] == b'\n')
+                .map(|i| at + i + 1),
+        );
+        return starts;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => starts.push(i + 1),
+            b'\r' => {
+                if bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+                starts.push(i + 1);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    starts
 }
 
 /// Longest `text` excerpt in a violation, in characters.
@@ -197,12 +237,15 @@ fn exceeds(source: &str, mode: Mode) -> bool {
             }
             line_start = false;
         }
-        match tok {
+        // Whether the token raised the bound: only then can it newly exceed it (every other
+        // token keeps it or lowers it), so only then is it compared.
+        let raised = match tok {
             TokenKind::Lpar | TokenKind::Lsqb | TokenKind::Lbrace => {
                 stack.push((count, lambdas));
                 outer += count + 1;
                 count = 0;
                 lambdas = 0;
+                true
             }
             TokenKind::Rpar | TokenKind::Rsqb | TokenKind::Rbrace => {
                 if let Some((c, l)) = stack.pop() {
@@ -210,12 +253,20 @@ fn exceeds(source: &str, mode: Mode) -> bool {
                     count = c + 1;
                     lambdas = l;
                 }
+                false
             }
-            TokenKind::Comma if lambdas == 0 => count = 0,
-            TokenKind::Colon if lambdas > 0 => lambdas -= 1,
+            TokenKind::Comma if lambdas == 0 => {
+                count = 0;
+                false
+            }
+            TokenKind::Colon if lambdas > 0 => {
+                lambdas -= 1;
+                false
+            }
             TokenKind::Lambda => {
                 lambdas += 1;
                 count += 1;
+                true
             }
             TokenKind::Newline | TokenKind::Semi => {
                 stack.clear();
@@ -223,22 +274,26 @@ fn exceeds(source: &str, mode: Mode) -> bool {
                 lambdas = 0;
                 outer = 0;
                 line_start = true;
+                false
             }
             TokenKind::Indent => {
                 elifs.push(0);
                 line_start = true;
+                true
             }
             TokenKind::Dedent => {
                 if elifs.len() > 1 {
                     elif_total -= elifs.pop().unwrap_or(0);
                 }
                 line_start = true;
+                false
             }
             TokenKind::Elif => {
                 if let Some(run) = elifs.last_mut() {
                     *run += 1;
                     elif_total += 1;
                 }
+                true
             }
             TokenKind::Name
             | TokenKind::Int
@@ -263,11 +318,13 @@ fn exceeds(source: &str, mode: Mode) -> bool {
             | TokenKind::Ellipsis
             | TokenKind::Pass
             | TokenKind::Break
-            | TokenKind::Continue => {}
-            _ => count += 1,
-        }
-        let indent = 2 * (elifs.len() - 1);
-        if outer + count + indent + elif_total > MAX_NESTING {
+            | TokenKind::Continue => false,
+            _ => {
+                count += 1;
+                true
+            }
+        };
+        if raised && outer + count + 2 * (elifs.len() - 1) + elif_total > MAX_NESTING {
             return true;
         }
     }
@@ -286,6 +343,28 @@ mod tests {
         assert_eq!(lines.position(8), (3, 1));
         assert_eq!(lines.position(10), (4, 1));
         assert_eq!(lines.line(2), Some("ｅx"));
+    }
+
+    #[test]
+    fn line_starts_with_and_without_carriage_returns() {
+        for text in [
+            "",
+            "\n",
+            "a\nbb\nccc\n",
+            "no newline at the end",
+            "exactly8\nthen sixteen....\n\n\n\n\n\n\n\n\nx",
+            "a\r\nb\rc\nd",
+        ] {
+            let mut expected = vec![0];
+            let bytes = text.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                let lone_cr = *b == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+                if *b == b'\n' || lone_cr {
+                    expected.push(i + 1);
+                }
+            }
+            assert_eq!(line_starts(text), expected, "{text:?}");
+        }
     }
 
     #[test]

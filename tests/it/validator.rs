@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use stratbox::route::{BackendKind, route};
 use stratbox::validate::{
-    ImportRules, Report, RuleId, ValidatorConfig, Violation, render_human, validate,
+    ImportRules, Report, RuleId, ValidatorConfig, Violation, inventory_of, render_human, validate,
 };
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
@@ -347,6 +347,35 @@ fn known_refusals_are_exactly_these() {
         for v in &report.violations {
             assert_eq!(v.rule.as_str(), *rule, "{file}: {}", v.message);
         }
+    }
+}
+
+/// The checker records the inventory during its own walk, which decides some subtrees at
+/// their root (a chain of module attributes, a module-metadata target); it must still see
+/// every name, attribute, call and import that a plain walk of the tree sees.
+#[test]
+fn inventory_matches_a_full_walk() {
+    let mut sources: Vec<(String, String)> = ["honest", "attacks"]
+        .into_iter()
+        .flat_map(python_files)
+        .map(|path| {
+            let source = std::fs::read_to_string(&path).expect("fixture is UTF-8");
+            (path.display().to_string(), source)
+        })
+        .collect();
+    sources.push((
+        "inline".to_owned(),
+        "import re, os.path as p\nfrom re import enum as e\n__version__ = \"1\"\n\
+         __all__: list = [\"f\"]\nx = re.enum.Enum.name\ny = p.join(e.auto(), re.I)\n\
+         print(re.compile(\"a\").match(x).group(0))\n"
+            .to_owned(),
+    ));
+    assert!(sources.len() > 150, "only {} sources", sources.len());
+    for (name, source) in &sources {
+        let Some(full) = inventory_of(source) else {
+            continue;
+        };
+        assert_eq!(check(source).inventory, full, "{name}");
     }
 }
 

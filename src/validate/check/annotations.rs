@@ -7,11 +7,11 @@ use ruff_text_size::{Ranged, TextRange};
 use super::parse::{self, ParseFail};
 use super::{Checker, RuleId, as_str, is_dotted_name, norm, rules};
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     /// An annotation is code like any other; in addition its string parts are evaluated by
     /// `typing.get_type_hints` (and so by `functools.singledispatch`), so each must be a
     /// plain type expression.
-    pub(super) fn annotation(&mut self, e: &Expr) {
+    pub(super) fn annotation(&mut self, e: &'a Expr) {
         self.visit_expr(e);
         let mut strings = Vec::new();
         collect_strings(e, &mut strings);
@@ -28,7 +28,7 @@ impl Checker<'_> {
     }
 
     /// Bounds and defaults of type parameters are evaluated like annotations.
-    pub(super) fn type_param(&mut self, param: &ast::TypeParam) {
+    pub(super) fn type_param(&mut self, param: &'a ast::TypeParam) {
         let (bound, default) = match param {
             ast::TypeParam::TypeVar(t) => (t.bound.as_deref(), t.default.as_deref()),
             ast::TypeParam::TypeVarTuple(t) => (None, t.default.as_deref()),

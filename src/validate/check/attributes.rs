@@ -2,18 +2,22 @@
 //! attributes of objects.
 
 use std::borrow::Cow;
+use std::rc::Rc;
 
 use ruff_python_ast::{self as ast, Expr, ExprContext};
 
 use super::super::resolve::{MAP, Step};
 
-use super::{Checker, ModuleClass, RuleId, Use, end, is_private, norm, rules, start};
+use super::imports::Binding;
+use super::{Checker, ModuleClass, RuleId, Use, end, is_private, norm, qualified, rules, start};
 
-impl Checker<'_> {
-    pub(super) fn attribute(&mut self, x: &ast::ExprAttribute, usage: Use) {
+impl<'a> Checker<'a> {
+    pub(super) fn attribute(&mut self, x: &'a ast::ExprAttribute, usage: Use) {
         let name = norm(&x.attr);
         let (attr_start, attr_end) = (start(x.attr.range), end(x.attr.range));
         if let Some(module) = self.module_of(&x.value) {
+            // The chain names a module: decided here as a whole, not walked.
+            self.inventory.chain(&x.value);
             self.module_attribute(&module, &name, x, usage);
             return;
         }
@@ -80,7 +84,7 @@ impl Checker<'_> {
 
     fn module_attribute(&mut self, module: &str, name: &str, x: &ast::ExprAttribute, usage: Use) {
         let (attr_start, attr_end) = (start(x.attr.range), end(x.attr.range));
-        let qualified = format!("{module}.{name}");
+        let qualified = qualified(module, name);
         if rules::sink(&qualified).is_some() {
             self.sink_at(&qualified, attr_start, attr_end, usage);
             return;
@@ -166,22 +170,22 @@ impl Checker<'_> {
     }
 
     /// The module an expression denotes, if it is a module name or an allowed sub-module.
-    pub(super) fn module_of(&self, e: &Expr) -> Option<String> {
+    pub(super) fn module_of(&self, e: &Expr) -> Option<Rc<str>> {
         match e {
-            Expr::Name(n) => self.modules.get(&*norm(&n.id)).cloned(),
+            Expr::Name(n) => self.imported.module(&norm(&n.id)).cloned(),
             Expr::Attribute(a) => {
                 let base = self.module_of(&a.value)?;
                 let attr = norm(&a.attr);
-                let qualified = format!("{base}.{attr}");
+                let qualified = qualified(&base, &attr);
                 if self.is_known_module(&qualified) {
-                    return Some(qualified);
+                    return Some(qualified.into());
                 }
                 // A module another module holds (`re.enum`) is that module, so every rule
                 // on modules applies to it; a module that is not allowed is refused by
                 // `module_attribute` and not followed.
                 match MAP.module_attribute(&base, &attr) {
                     Step::Module(m) if self.rules.classify(m) != ModuleClass::Forbidden => {
-                        Some(m.to_owned())
+                        Some(m.into())
                     }
                     Step::Module(_) | Step::Ordinary | Step::Object(_) | Step::Refused(_) => None,
                 }
@@ -205,17 +209,18 @@ impl Checker<'_> {
     /// The root module and attribute names of a chain `m.a.b` whose root is a module name
     /// or an object imported from a module (`from logging import root as r`: `r.a` is
     /// `logging.root.a`).
-    fn chain_of<'e>(&self, e: &'e Expr, attrs: &mut Vec<Cow<'e, str>>) -> Option<String> {
+    fn chain_of<'e>(&self, e: &'e Expr, attrs: &mut Vec<Cow<'e, str>>) -> Option<Rc<str>> {
         match e {
             Expr::Name(n) => {
                 let name = norm(&n.id);
-                if let Some(module) = self.modules.get(&*name) {
-                    return Some(module.clone());
+                match self.imported.get(&name)? {
+                    Binding::Module(module) => Some(module.clone()),
+                    Binding::Object(qualified) => {
+                        let (module, object) = qualified.rsplit_once('.')?;
+                        attrs.push(Cow::Owned(object.to_owned()));
+                        Some(module.into())
+                    }
                 }
-                let qualified = self.objects.get(&*name)?;
-                let (module, object) = qualified.rsplit_once('.')?;
-                attrs.push(Cow::Owned(object.to_owned()));
-                Some(module.to_owned())
             }
             Expr::Attribute(a) => {
                 let root = self.chain_of(&a.value, attrs)?;
@@ -228,18 +233,17 @@ impl Checker<'_> {
 
     /// The qualified name of a callee: `json.loads`, or `operator.attrgetter` for a name
     /// bound by `from operator import attrgetter`.
-    pub(super) fn qualify(&self, e: &Expr) -> Option<String> {
+    pub(super) fn qualify(&self, e: &Expr) -> Option<Rc<str>> {
         match e {
             Expr::Name(n) => {
                 let name = norm(&n.id);
-                self.modules
-                    .get(&*name)
-                    .or_else(|| self.objects.get(&*name))
-                    .cloned()
+                self.imported
+                    .get(&name)
+                    .map(|binding| binding.name().clone())
             }
             Expr::Attribute(a) => {
                 let base = self.module_of(&a.value)?;
-                Some(format!("{base}.{}", norm(&a.attr)))
+                Some(qualified(&base, &norm(&a.attr)).into())
             }
             _ => None,
         }

@@ -11,8 +11,8 @@ use super::{
 };
 use rules::Sink;
 
-impl Checker<'_> {
-    pub(super) fn call(&mut self, call: &ast::ExprCall) {
+impl<'a> Checker<'a> {
+    pub(super) fn call(&mut self, call: &'a ast::ExprCall) {
         let arguments = &call.arguments;
         let unpacked = arguments.args.iter().any(Expr::is_starred_expr)
             || arguments.keywords.iter().any(|k| k.arg.is_none());
@@ -287,7 +287,7 @@ impl Checker<'_> {
     /// this file, whose annotations are checked as code (and string annotations as plain
     /// type expressions) like everything else. `@m.register` on a module is the module's
     /// own function (`@atexit.register`), judged by the module-attribute rules.
-    pub(super) fn decorator(&mut self, d: &ast::Decorator) {
+    pub(super) fn decorator(&mut self, d: &'a ast::Decorator) {
         if let Expr::Attribute(a) = &d.expression
             && norm(&a.attr) == "register"
             && !self.is_dispatcher(&a.value)

@@ -96,14 +96,16 @@ impl Checker<'_> {
 
     /// Validates one example with the module's names in scope; reports at `at`.
     fn example(&mut self, source: &str, at: TextRange) {
+        // Declared first, dropped last: the checker borrows from the tree.
+        let module;
         let lines = Lines::new(source);
         let mut sub = Checker::new(&lines, self.rules, self.config);
-        sub.modules = self.modules.clone();
-        sub.objects = self.objects.clone();
+        sub.imported = self.imported.clone();
         sub.dispatchers = self.dispatchers.clone();
         match parse::module(source) {
             Err(fail) => sub.parse_failure(fail),
-            Ok(module) => {
+            Ok(parsed) => {
+                module = parsed;
                 sub.bind_imports(&module.body);
                 sub.visit_body(&module.body);
             }

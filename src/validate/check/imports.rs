@@ -1,10 +1,103 @@
 //! Import statements, the names they bind, and the functions that dispatch on types.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::rc::Rc;
+
 use ruff_python_ast::statement_visitor::{StatementVisitor, walk_stmt};
 use ruff_python_ast::{self as ast, Expr, Stmt};
 
+use super::super::hash;
 use super::super::resolve::{MAP, Step};
-use super::{Checker, Import, ModuleClass, RuleId, end, is_private, norm, rules, start};
+use super::{Checker, Import, ModuleClass, RuleId, end, is_private, norm, qualified, rules, start};
+
+/// Bits of [`Imported`]'s filter (a power of two).
+const FILTER_BITS: usize = 2048;
+
+/// What an imported local name denotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Binding {
+    /// A module (`import numpy as np`, `from os import path`): its dotted name.
+    Module(Rc<str>),
+    /// An object of a module (`from math import sqrt`): its qualified name, `math.sqrt`.
+    Object(Rc<str>),
+}
+
+impl Binding {
+    /// The module's name or the object's qualified name (shared: every use of an imported
+    /// name hands it out).
+    pub(super) fn name(&self) -> &Rc<str> {
+        match self {
+            Binding::Module(name) | Binding::Object(name) => name,
+        }
+    }
+}
+
+/// The local names that imports bind (NFKC-normalised). A name bound to a module stays a
+/// module: a later import of an object under the same name does not hide it from the
+/// module rules.
+///
+/// Every bare name of the strategy is looked up here, and nearly all are not imported. A
+/// bit per bound name, at a slot picked by the fast hash, answers those without the map's
+/// keyed hash; a name whose bit is set (a bound name, or one that collides with it) is
+/// looked up in the map, so the map's answer is the one given either way.
+#[derive(Clone)]
+pub(super) struct Imported {
+    bound: HashMap<String, Binding>,
+    filter: [u64; FILTER_BITS / 64],
+}
+
+impl Default for Imported {
+    fn default() -> Self {
+        Self {
+            bound: HashMap::new(),
+            filter: [0; FILTER_BITS / 64],
+        }
+    }
+}
+
+impl Imported {
+    /// The word and bit of `name` in the filter.
+    fn slot(name: &str) -> (usize, u64) {
+        let bit = (hash::of_str(name) >> (64 - FILTER_BITS.trailing_zeros())) as usize;
+        (bit / 64, 1 << (bit % 64))
+    }
+
+    /// Binds `local`, unless it names a module already and `binding` is an object.
+    pub(super) fn bind(&mut self, local: String, binding: Binding) {
+        let (word, bit) = Self::slot(&local);
+        self.filter[word] |= bit;
+        match self.bound.entry(local) {
+            Entry::Vacant(entry) => {
+                entry.insert(binding);
+            }
+            Entry::Occupied(mut entry) => {
+                if matches!(binding, Binding::Module(_))
+                    || matches!(entry.get(), Binding::Object(_))
+                {
+                    entry.insert(binding);
+                }
+            }
+        }
+    }
+
+    /// What `name` denotes, if an import binds it.
+    pub(super) fn get(&self, name: &str) -> Option<&Binding> {
+        let (word, bit) = Self::slot(name);
+        if self.filter[word] & bit == 0 {
+            return None;
+        }
+        self.bound.get(name)
+    }
+
+    /// The module `name` denotes.
+    pub(super) fn module(&self, name: &str) -> Option<&Rc<str>> {
+        match self.get(name) {
+            Some(Binding::Module(module)) => Some(module),
+            Some(Binding::Object(_)) | None => None,
+        }
+    }
+}
 
 /// Every import statement, function definition and class definition, at any depth.
 #[derive(Default)]
@@ -40,11 +133,12 @@ impl Checker<'_> {
                         let name = norm(&alias.name).into_owned();
                         match &alias.asname {
                             Some(local) => {
-                                self.modules.insert(norm(local).into_owned(), name);
+                                let local = norm(local).into_owned();
+                                self.imported.bind(local, Binding::Module(name.into()));
                             }
                             None => {
                                 let top = name.split('.').next().unwrap_or("").to_owned();
-                                self.modules.insert(top.clone(), top);
+                                self.imported.bind(top.clone(), Binding::Module(top.into()));
                             }
                         }
                     }
@@ -60,15 +154,15 @@ impl Checker<'_> {
                     }
                     for alias in &s.names {
                         let name = norm(&alias.name);
-                        let qualified = format!("{module}.{name}");
+                        let qualified = qualified(&module, &name);
                         let local = norm(alias.asname.as_ref().unwrap_or(&alias.name)).into_owned();
                         if self.is_known_module(&qualified) {
-                            self.modules.insert(local, qualified);
+                            self.imported.bind(local, Binding::Module(qualified.into()));
                         } else if let Step::Module(m) = MAP.module_attribute(&module, &name) {
                             // `from re import enum as e`: `e` is the module `enum`.
-                            self.modules.insert(local, m.to_owned());
+                            self.imported.bind(local, Binding::Module(m.into()));
                         } else {
-                            self.objects.insert(local, qualified);
+                            self.imported.bind(local, Binding::Object(qualified.into()));
                         }
                     }
                 }
@@ -78,7 +172,7 @@ impl Checker<'_> {
         for function in &statements.functions {
             let dispatches = function.decorator_list.iter().any(|d| {
                 self.qualify(&d.expression).is_some_and(|q| {
-                    q == "functools.singledispatch" || q == "functools.singledispatchmethod"
+                    &*q == "functools.singledispatch" || &*q == "functools.singledispatchmethod"
                 })
             });
             if dispatches {
@@ -177,7 +271,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let qualified = format!("{module}.{name}");
+            let qualified = qualified(&module, &name);
             if let Some(why) = rules::native_denied(&qualified) {
                 self.push(
                     RuleId::ForbiddenImport,

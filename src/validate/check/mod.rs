@@ -5,7 +5,13 @@
 //! module attributes and their sinks), `calls` (checked builtins and sinks), `names` (bare
 //! names and bindings), `annotations` (annotations, type parameters, class keywords,
 //! `__match_args__`), `strings` (dunder strings and format strings), `doctest` (the examples
-//! of docstrings), `collect` (the [`Inventory`]), and `parse` (text to tree).
+//! of docstrings), `collect` (the [`Inventory`], recorded during the same walk), and `parse`
+//! (text to tree).
+//!
+//! The walk visits every node of the tree once, except where a rule decides a whole
+//! subtree at its root (a chain of module attributes, a module-metadata target): there it
+//! hands the subtree to the inventory's recorder, which must see every name, attribute and
+//! call (`inventory_matches_a_full_walk` in `tests/it/validator.rs` holds it to that).
 
 mod annotations;
 mod attributes;
@@ -18,7 +24,7 @@ mod parse;
 mod strings;
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{self as ast, Expr, ExprContext, Stmt};
@@ -29,6 +35,8 @@ use super::inventory::Inventory;
 use super::rules;
 use super::source::{Lines, foreign_encoding};
 use super::{Import, ImportRules, ModuleClass, Report, RuleId, ValidatorConfig, Violation};
+use collect::Recorder;
+use imports::Imported;
 use parse::ParseFail;
 
 pub use parse::PYTHON;
@@ -56,6 +64,16 @@ fn as_str(e: &Expr) -> Option<&str> {
         Expr::StringLiteral(s) => Some(s.value.to_str()),
         _ => None,
     }
+}
+
+/// `module.name`, built without the formatting machinery (this runs for every attribute
+/// of a module).
+fn qualified(module: &str, name: &str) -> String {
+    let mut out = String::with_capacity(module.len() + 1 + name.len());
+    out.push_str(module);
+    out.push('.');
+    out.push_str(name);
+    out
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -108,7 +126,7 @@ pub fn run(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Rep
             "source code contains a NUL byte".to_owned(),
             "remove the NUL byte; CPython refuses such files",
         );
-        return checker.finish(Inventory::default());
+        return checker.finish();
     }
     if let Some((at, name)) = foreign_encoding(source) {
         let line_end = source[at..]
@@ -125,7 +143,7 @@ pub fn run(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Rep
     match parse::module(source) {
         Err(fail) => {
             checker.parse_failure(fail);
-            checker.finish(Inventory::default())
+            checker.finish()
         }
         Ok(module) => {
             checker.bind_imports(&module.body);
@@ -134,8 +152,7 @@ pub fn run(source: &str, imports: &ImportRules, config: &ValidatorConfig) -> Rep
             if checker.imports.iter().any(|i| i.module == "doctest") {
                 checker.doctest_examples(&module.body);
             }
-            let inventory = collect::inventory(&module.body);
-            checker.finish(inventory)
+            checker.finish()
         }
     }
 }
@@ -156,10 +173,8 @@ struct Checker<'a> {
     config: &'a ValidatorConfig,
     violations: Vec<Violation>,
     imports: Vec<Import>,
-    /// Local name → module bound to it by `import` (or `from pkg import submodule`).
-    modules: HashMap<String, String>,
-    /// Local name → qualified name of an object bound by `from m import name`.
-    objects: HashMap<String, String>,
+    /// The names imports bind, to modules and to objects of modules.
+    imported: Imported,
     /// Names of functions decorated with `functools.singledispatch` (or the method form).
     dispatchers: HashSet<String>,
     /// Names of the classes this file defines, at any depth.
@@ -168,6 +183,8 @@ struct Checker<'a> {
     templates: Vec<(String, strings::Template)>,
     /// How many function and class bodies enclose the statement being checked.
     depth: usize,
+    /// The inventory of the nodes walked so far.
+    inventory: Recorder<'a>,
 }
 
 impl<'a> Checker<'a> {
@@ -178,21 +195,22 @@ impl<'a> Checker<'a> {
             config,
             violations: Vec::new(),
             imports: Vec::new(),
-            modules: HashMap::new(),
-            objects: HashMap::new(),
+            imported: Imported::default(),
             dispatchers: HashSet::new(),
             classes: HashSet::new(),
             templates: Vec::new(),
             depth: 0,
+            inventory: Recorder::default(),
         }
     }
 
-    fn finish(self, inventory: Inventory) -> Report {
+    /// The report, with the inventory of the walked tree (empty when there was none).
+    fn finish(self) -> Report {
         Report {
             violations: self.violations,
             imports: self.imports,
             checked: true,
-            inventory,
+            inventory: self.inventory.finish(),
         }
     }
 
@@ -235,7 +253,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Statements that need more than the default walk.
-    fn stmt(&mut self, stmt: &Stmt) {
+    fn stmt(&mut self, stmt: &'a Stmt) {
         match stmt {
             Stmt::FunctionDef(s) => {
                 for d in &s.decorator_list {
@@ -277,7 +295,9 @@ impl<'a> Checker<'a> {
             Stmt::Assign(s) => {
                 for target in &s.targets {
                     self.match_args(target, &s.value);
-                    if !self.is_module_metadata(target, &s.value) {
+                    if self.is_module_metadata(target, &s.value) {
+                        self.inventory.expr(target);
+                    } else {
                         self.visit_expr(target);
                     }
                 }
@@ -291,7 +311,9 @@ impl<'a> Checker<'a> {
                 if let Some(value) = &s.value {
                     self.match_args(&s.target, value);
                 }
-                if !metadata {
+                if metadata {
+                    self.inventory.expr(&s.target);
+                } else {
                     self.visit_expr(&s.target);
                 }
                 self.annotation(&s.annotation);
@@ -306,13 +328,20 @@ impl<'a> Checker<'a> {
                 }
                 self.annotation(&s.value);
             }
-            Stmt::Import(s) => self.import(s),
-            Stmt::ImportFrom(s) => self.import_from(s),
+            Stmt::Import(s) => {
+                self.inventory.stmt(stmt);
+                self.import(s);
+            }
+            Stmt::ImportFrom(s) => {
+                self.inventory.stmt(stmt);
+                self.import_from(s);
+            }
             _ => visitor::walk_stmt(self, stmt),
         }
     }
 
-    fn expr_as(&mut self, e: &Expr, usage: Use) {
+    fn expr_as(&mut self, e: &'a Expr, usage: Use) {
+        self.inventory.expr(e);
         match e {
             Expr::Call(x) => self.call(x),
             Expr::Attribute(x) => self.attribute(x, usage),
@@ -328,7 +357,7 @@ impl<'a> Checker<'a> {
     }
 }
 
-impl<'a> Visitor<'a> for Checker<'_> {
+impl<'a> Visitor<'a> for Checker<'a> {
     fn visit_stmt(&mut self, stmt: &'a Stmt) {
         self.stmt(stmt);
     }

@@ -5,9 +5,10 @@ use ruff_python_ast::visitor::Visitor;
 use ruff_python_ast::{self as ast, Expr};
 use ruff_text_size::TextRange;
 
+use super::imports::Binding;
 use super::{Checker, GETATTR_HINT, OPEN_HINT, RuleId, Use, VARS_HINT, norm, rules, start};
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
     /// A name bound by assignment, `for`, `as`, `import ... as`, patterns or `except`.
     pub(super) fn binding(&mut self, raw: &str, range: TextRange) {
         let name = norm(raw);
@@ -39,7 +40,7 @@ impl Checker<'_> {
             || rules::is_forbidden_builtin(name) && !self.config.allow_builtins.contains(name)
     }
 
-    pub(super) fn keyword(&mut self, keyword: &ast::Keyword) {
+    pub(super) fn keyword(&mut self, keyword: &'a ast::Keyword) {
         if let Some(arg) = &keyword.arg {
             let name = norm(arg);
             if let Some(message) = self.attr_refusal(&name) {
@@ -98,18 +99,22 @@ impl Checker<'_> {
             }
             return;
         }
-        if self.modules.contains_key(&*name) {
-            self.push_range(
-                RuleId::ModuleValue,
-                range,
-                format!("the module `{name}` is used as a value"),
-                "use the module only through its attributes: json.loads(...), not m = json",
-            );
-            return;
-        }
-        if let Some(qualified) = self.objects.get(&*name).cloned() {
-            self.sink_reference(&qualified, range, usage);
-            return;
+        match self.imported.get(&name) {
+            Some(Binding::Module(_)) => {
+                self.push_range(
+                    RuleId::ModuleValue,
+                    range,
+                    format!("the module `{name}` is used as a value"),
+                    "use the module only through its attributes: json.loads(...), not m = json",
+                );
+                return;
+            }
+            Some(Binding::Object(qualified)) => {
+                let qualified = qualified.clone();
+                self.sink_reference(&qualified, range, usage);
+                return;
+            }
+            None => {}
         }
         if rules::is_checked_builtin(&name) && usage != Use::Callee {
             self.push_range(

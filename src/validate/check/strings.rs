@@ -16,11 +16,10 @@ impl Checker<'_> {
         if s.is_empty() || s.len() > 200 {
             return;
         }
-        let parts: Vec<&str> = s.split('.').collect();
-        if !parts.iter().all(|p| is_identifier(p)) {
+        if !s.split('.').all(is_identifier) {
             return;
         }
-        for part in parts {
+        for part in s.split('.') {
             let name = norm(part);
             let refused = if rules::is_dunder(&name) {
                 !rules::is_allowed_dunder_string(&name) && !rules::is_allowed_dunder_attr(&name)
