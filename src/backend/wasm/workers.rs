@@ -21,8 +21,9 @@
 //! document, raw, of the lengths the header gives. Worker to parent: one JSON line
 //! ([`Reply`]).
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -56,14 +57,15 @@ pub struct WorkerCommand {
     pub args: Vec<String>,
 }
 
-/// What the parent sends before the source and the input.
+/// What the parent sends before the source and the input: borrowed from the job when it
+/// is sent, owned when it is read.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Header {
-    filename: String,
-    data_dir: Option<PathBuf>,
-    inventory: Option<Inventory>,
-    limits: Limits,
-    run: RunConfig,
+pub struct Header<'a> {
+    filename: Cow<'a, str>,
+    data_dir: Option<Cow<'a, Path>>,
+    inventory: Option<Cow<'a, Inventory>>,
+    limits: Cow<'a, Limits>,
+    run: Cow<'a, RunConfig>,
     source_bytes: usize,
     input_bytes: usize,
 }
@@ -99,7 +101,7 @@ pub fn serve(
         if input.read_line(&mut line)? == 0 {
             return Ok(());
         }
-        let header: Header = serde_json::from_str(&line)
+        let header: Header<'static> = serde_json::from_str(&line)
             .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidData, err))?;
         let mut source = vec![0; header.source_bytes];
         input.read_exact(&mut source)?;
@@ -108,8 +110,8 @@ pub fn serve(
         let reply = match String::from_utf8(source) {
             Ok(source) => {
                 let policy = Policy {
-                    limits: header.limits.clone(),
-                    run: header.run.clone(),
+                    limits: header.limits.into_owned(),
+                    run: header.run.into_owned(),
                     ..Policy::default_profile()
                 };
                 let job = Job {
@@ -117,7 +119,7 @@ pub fn serve(
                     filename: &header.filename,
                     input: &document,
                     data_dir: header.data_dir.as_deref(),
-                    inventory: header.inventory.as_ref(),
+                    inventory: header.inventory.as_deref(),
                 };
                 match runtime.block_on(backend.execute(&job, &policy)) {
                     Ok(execution) => Reply::Executed(execution),
@@ -167,11 +169,11 @@ impl Worker {
     /// Sends one job and reads its reply.
     async fn call(&mut self, job: &Job<'_>, policy: &Policy) -> std::io::Result<Reply> {
         let header = Header {
-            filename: job.filename.to_owned(),
-            data_dir: job.data_dir.map(ToOwned::to_owned),
-            inventory: job.inventory.cloned(),
-            limits: policy.limits.clone(),
-            run: policy.run.clone(),
+            filename: Cow::Borrowed(job.filename),
+            data_dir: job.data_dir.map(Cow::Borrowed),
+            inventory: job.inventory.map(Cow::Borrowed),
+            limits: Cow::Borrowed(&policy.limits),
+            run: Cow::Borrowed(&policy.run),
             source_bytes: job.source.len(),
             input_bytes: job.input.len(),
         };
@@ -207,7 +209,6 @@ impl Worker {
 #[derive(Debug)]
 pub struct WasmWorkers {
     command: WorkerCommand,
-    size: usize,
     idle: Mutex<Vec<IdleWorker>>,
     slots: tokio::sync::Semaphore,
 }
@@ -226,18 +227,11 @@ impl std::fmt::Debug for IdleWorker {
 impl WasmWorkers {
     /// Up to `size` workers (at least 1) started with `command` when first needed.
     pub fn new(command: WorkerCommand, size: usize) -> Self {
-        let size = size.max(1);
         Self {
             command,
-            size,
             idle: Mutex::new(Vec::new()),
-            slots: tokio::sync::Semaphore::new(size),
+            slots: tokio::sync::Semaphore::new(size.max(1)),
         }
-    }
-
-    /// How many runs execute at once.
-    pub fn size(&self) -> usize {
-        self.size
     }
 
     /// Runs `job` in a worker. A worker is given back only after a complete answer; one
@@ -252,7 +246,9 @@ impl WasmWorkers {
             .pop();
         let mut worker = match idle {
             Some(IdleWorker(worker)) => worker,
-            None => Worker::spawn(&self.command).map_err(|err| worker_error("start", &err))?,
+            None => Worker::spawn(&self.command).map_err(|err| {
+                runtime_failure(format!("cannot start a wasm worker process: {err}"))
+            })?,
         };
         let answer = tokio::time::timeout(
             policy.limits.wall_time.saturating_add(GRACE),
@@ -291,15 +287,13 @@ async fn dead(mut worker: Worker, what: &str) -> BackendError {
         Ok(status) => format!(" ({status})"),
         Err(_) => String::new(),
     };
-    BackendError::Wasm(WasmError::Worker {
-        cause: Cause::WasmRuntime,
-        message: format!("the wasm worker process failed: {what}{ended}"),
-    })
+    runtime_failure(format!("the wasm worker process failed: {what}{ended}"))
 }
 
-fn worker_error(action: &str, err: &std::io::Error) -> BackendError {
+/// A worker that could not do its part: the run is `unavailable`, cause `wasm-runtime`.
+fn runtime_failure(message: String) -> BackendError {
     BackendError::Wasm(WasmError::Worker {
         cause: Cause::WasmRuntime,
-        message: format!("cannot {action} a wasm worker process: {err}"),
+        message,
     })
 }
