@@ -471,6 +471,18 @@ impl SandboxBuilder {
         self
     }
 
+    /// Keeps `n` wasm instances instantiated ahead of the runs that will take them (clamped
+    /// to [`MAX_READY`](crate::backend::wasm::MAX_READY) and to the
+    /// [`pool_size`](Self::pool_size)): a thread of the sandbox instantiates the snapshot
+    /// and drops finished runs' stores, so a run that finds an instance ready skips both.
+    /// A run that finds none instantiates its own; it never waits for the pool. Each ready
+    /// instance is used by one run and dropped; deterministic runs (`--seed`) always
+    /// instantiate their own. 0 (the default) keeps none, as a one-shot run should.
+    pub fn ready_instances(mut self, n: u32) -> Self {
+        self.wasm.ready = n;
+        self
+    }
+
     /// Keeps `n` containers started ahead of time, each waiting for one strategy with the
     /// interpreter started, the confinement checked and the policy's native packages
     /// (numpy, pandas) imported; a run takes one and it is removed after the run, and the

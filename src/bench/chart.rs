@@ -34,6 +34,7 @@ fn colour(mode: Mode) -> RGBColor {
         Mode::NativeNearest => RGBColor(60, 60, 60),
         Mode::Wasm => RGBColor(31, 119, 180),
         Mode::WasmEpoch => RGBColor(120, 180, 230),
+        Mode::WasmReady => RGBColor(23, 190, 207),
         Mode::WasmCli => RGBColor(44, 160, 44),
         Mode::Container => RGBColor(255, 127, 14),
         Mode::ContainerPool => RGBColor(214, 39, 40),

@@ -106,6 +106,11 @@ pub enum Mode {
     Wasm,
     /// As `Wasm`, with `limits.metering = "epoch"`: the difference is the price of fuel.
     WasmEpoch,
+    /// As `Wasm`, from a sandbox that keeps one instance ready
+    /// ([`SandboxBuilder::ready_instances`]): each run takes the instance made before it,
+    /// and the bench waits, untimed, until the next one is made and the last run's store
+    /// dropped, as a request that does not follow the previous one at once finds it.
+    WasmReady,
     /// The current executable running `stratbox run` on a file, compiled-guest cache warm.
     WasmCli,
     /// The workload posted to a real `stratbox serve` (the current executable, on a free
@@ -127,12 +132,13 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in table order.
-    pub const ALL: [Mode; 10] = [
+    pub const ALL: [Mode; 11] = [
         Mode::Native,
         Mode::NativeIsolated,
         Mode::NativeNearest,
         Mode::Wasm,
         Mode::WasmEpoch,
+        Mode::WasmReady,
         Mode::WasmCli,
         Mode::Serve,
         Mode::Container,
@@ -148,6 +154,7 @@ impl Mode {
             Mode::NativeNearest => "native-nearest",
             Mode::Wasm => "wasm",
             Mode::WasmEpoch => "wasm-epoch",
+            Mode::WasmReady => "wasm-ready",
             Mode::WasmCli => "wasm-cli",
             Mode::Serve => "serve",
             Mode::Container => "container",
@@ -160,7 +167,7 @@ impl Mode {
     fn runs_on(self, workload: &Workload) -> RunsOn {
         match self {
             Mode::Native | Mode::NativeIsolated | Mode::NativeNearest => RunsOn::Native,
-            Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => RunsOn::Wasm,
+            Mode::Wasm | Mode::WasmEpoch | Mode::WasmReady | Mode::WasmCli => RunsOn::Wasm,
             Mode::Container | Mode::ContainerPool | Mode::ServeContainer => RunsOn::Container,
             Mode::Serve if workload.native_extensions => RunsOn::Container,
             Mode::Serve => RunsOn::Wasm,
@@ -173,6 +180,7 @@ impl Mode {
             Mode::Native | Mode::NativeIsolated | Mode::NativeNearest => true,
             Mode::Wasm
             | Mode::WasmEpoch
+            | Mode::WasmReady
             | Mode::WasmCli
             | Mode::Serve
             | Mode::Container
@@ -295,6 +303,9 @@ impl BenchConfig {
 const ISOLATED_FLAGS: [&str; 2] = ["-I", "-S"];
 /// Warm containers of the `container-pool` mode and of the `serve` modes' server.
 const BENCH_POOL_SIZE: usize = 1;
+
+/// Ready instances of `wasm-ready`: one, made while no run is measured.
+const BENCH_READY: u32 = 1;
 /// How long a `serve` request may take before the sample fails.
 const SERVE_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long `container-pool` waits for its pool to fill before the mode is unavailable.
@@ -695,6 +706,8 @@ struct Runner<'a> {
     sandbox: Sandbox,
     /// The sandbox of `container-pool`: one warm container.
     pooled: Sandbox,
+    /// The sandbox of `wasm-ready`: one ready instance.
+    ready: Sandbox,
     epoch_policy: Policy,
     /// The interpreter `python3` resolves to (asked once: launcher shims such as pyenv
     /// would otherwise add their own start-up to every native sample), or why there is none.
@@ -770,6 +783,7 @@ impl<'a> Runner<'a> {
                 .clone()
                 .container_pool(BENCH_POOL_SIZE)
                 .build(),
+            ready: config.sandbox.clone().ready_instances(BENCH_READY).build(),
             epoch_policy,
             python,
             python_numeric,
@@ -823,10 +837,11 @@ impl<'a> Runner<'a> {
                 Some(Err(reason)) => Err(reason.clone()),
                 None => Err("the bench's server was not started".to_owned()),
             },
-            Mode::Wasm | Mode::WasmEpoch | Mode::WasmCli => {
+            Mode::Wasm | Mode::WasmEpoch | Mode::WasmReady | Mode::WasmCli => {
                 let metering = match mode {
                     Mode::WasmEpoch => Metering::Epoch,
                     Mode::Wasm
+                    | Mode::WasmReady
                     | Mode::WasmCli
                     | Mode::Native
                     | Mode::NativeIsolated
@@ -836,8 +851,11 @@ impl<'a> Runner<'a> {
                     | Mode::ContainerPool
                     | Mode::ServeContainer => self.config.policy.limits.metering,
                 };
-                let wasm = self
-                    .sandbox
+                let sandbox = match mode {
+                    Mode::WasmReady => &self.ready,
+                    _ => &self.sandbox,
+                };
+                let wasm = sandbox
                     .wasm()
                     .and_then(|wasm| wasm.prepare(metering))
                     .map_err(|e| crate::sandbox::chain(&e))
@@ -888,6 +906,7 @@ impl<'a> Runner<'a> {
                 self.subprocess(python, &args, workload, mode, run).await
             }
             Mode::ContainerPool => self.pooled_sample(workload, run).await,
+            Mode::WasmReady => self.ready_sample(workload, run).await,
             Mode::Serve | Mode::ServeContainer => self.serve_sample(workload, mode, run).await,
             Mode::WasmCli => {
                 let exe = self.exe.as_ref().map_err(|reason| BenchError::Spawn {
@@ -923,6 +942,7 @@ impl<'a> Runner<'a> {
                     | Mode::Native
                     | Mode::NativeIsolated
                     | Mode::NativeNearest
+                    | Mode::WasmReady
                     | Mode::WasmCli
                     | Mode::Serve
                     | Mode::ContainerPool
@@ -973,6 +993,51 @@ impl<'a> Runner<'a> {
                 })
             }
         }
+    }
+
+    /// One `wasm-ready` run: the clock starts once the ready instance is made and the
+    /// previous run's store dropped, and the run must have taken that instance.
+    async fn ready_sample(
+        &self,
+        workload: &'static Workload,
+        run: usize,
+    ) -> Result<Result<f64, String>, BenchError> {
+        let policy = &self.config.policy;
+        let metering = policy.limits.metering;
+        let wasm = match self.ready.wasm() {
+            Ok(wasm) => wasm,
+            Err(err) => return Ok(Err(crate::sandbox::chain(&err))),
+        };
+        // Blocks this thread (the bench measures nothing meanwhile); the filler is a
+        // thread of its own.
+        let ready = wasm
+            .wait_ready(metering, POOL_FILL_TIMEOUT)
+            .and_then(|_| wasm.ready_taken(metering));
+        let taken = match ready {
+            Ok(taken) => taken,
+            Err(err) => return Ok(Err(crate::sandbox::chain(&err))),
+        };
+        let sample = self
+            .timed(
+                &self.ready,
+                workload,
+                Mode::WasmReady,
+                run,
+                policy,
+                BackendKind::Wasm,
+            )
+            .await?;
+        if wasm.ready_taken(metering).ok() != Some(taken + 1) {
+            return Err(BenchError::Failed {
+                workload: workload.name,
+                mode: Mode::WasmReady,
+                run,
+                status: "cold".into(),
+                detail: Some("the run found no ready instance".into()),
+                stderr: String::new(),
+            });
+        }
+        Ok(sample)
     }
 
     /// One `container-pool` run: the pool is started and filled before the clock starts,

@@ -32,7 +32,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         return run_throughput(seconds, &args);
     }
     let modes = match args.backend {
-        BenchBackend::Wasm => vec![Mode::Wasm, Mode::WasmEpoch, Mode::WasmCli],
+        BenchBackend::Wasm => vec![Mode::Wasm, Mode::WasmEpoch, Mode::WasmReady, Mode::WasmCli],
         BenchBackend::Container => vec![Mode::Container, Mode::ContainerPool],
         BenchBackend::ContainerPool => vec![Mode::ContainerPool],
         BenchBackend::Serve => vec![Mode::Serve, Mode::ServeContainer],

@@ -31,6 +31,9 @@ mod pool;
 /// caught, nothing left behind.
 #[cfg(feature = "test-docker")]
 mod probe;
+/// Ready wasm instances: runs end as with instances of their own, and nothing carries
+/// from one strategy to the next.
+mod ready;
 /// The JSON Schemas `stratbox schema` prints match real outcomes and requests.
 mod schema;
 /// The wasm guest's file system: its own in-memory /tmp, a read-only /data, nothing else.

@@ -71,6 +71,11 @@ impl MemoryBudget {
     pub fn refused(&self) -> bool {
         self.refused.load(Ordering::Relaxed)
     }
+
+    /// Bytes of linear memory recorded.
+    pub fn linear_bytes(&self) -> u64 {
+        self.linear_bytes.load(Ordering::Relaxed)
+    }
 }
 
 /// Caps linear memory and tracks the peak.
@@ -89,6 +94,13 @@ impl MemoryCap {
             budget,
             peak_bytes: 0,
         }
+    }
+
+    /// Charges the linear memory `previous` recorded (an instance made before this run, see
+    /// `pool`) to this cap's budget and takes over its peak; `false` if it does not fit.
+    pub fn adopt(&mut self, previous: &MemoryCap) -> bool {
+        self.peak_bytes = self.peak_bytes.max(previous.peak_bytes);
+        self.budget.try_grow_linear(previous.budget.linear_bytes())
     }
 
     /// The largest linear memory the guest reached, in bytes.

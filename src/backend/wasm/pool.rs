@@ -1,0 +1,262 @@
+//! Instances ready before they are needed: the guest instantiated off the request path.
+//!
+//! Instantiating the snapshot (linking the component's core instances, mapping the
+//! memory image into a slot) and, after the run, dropping the store (resetting the slot)
+//! cost a trivial run about a fifth of its time. With a [`ReadyPool`] a thread of the
+//! backend does both: it keeps up to `target` stores instantiated and never called, and
+//! it drops the stores of finished runs. A run takes one ready instance (or instantiates
+//! its own when none is ready: the pool never makes a run wait), gives it the run's own
+//! host state, calls the strategy once, and hands the store back to be dropped.
+//!
+//! What a ready instance holds, and why nothing carries from one strategy to the next:
+//! - it was instantiated from the snapshot and never called: no strategy, and no code of
+//!   the runner, has run in it (only the component's start functions, as in every
+//!   instantiation; the fuel they burn is charged to the run that takes the instance);
+//! - the run's host state (WASI context with its stdin, stdout and stderr, `/data`, the
+//!   `/tmp` tree, the memory budget) is made for the run and put into the store when the
+//!   run takes it; the state the instance was instantiated with has no streams, no files
+//!   and no limit, and no guest code ever saw it;
+//! - every store is used for one run and dropped; its slot's memory is reset from the
+//!   snapshot before any other instance gets it (wasmtime's pooling allocator);
+//! - deterministic runs never use the pool (their clocks are linked at instantiation).
+//!
+//! Memory: each ready instance holds a slot of the pooling allocator (its permit counts
+//! against the backend's concurrent runs) and the pages its instantiation mapped, which
+//! are copy-on-write views of the snapshot until a run writes them: a few hundred KiB of
+//! the process's resident memory each.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::{Engine, Store};
+
+use super::bindings::{Runner, RunnerPre};
+use super::limiter::{MemoryBudget, MemoryCap};
+use super::{HostState, scratch::Scratch};
+
+/// Ready instances a backend keeps at most.
+pub const MAX_READY: u32 = 64;
+
+/// Epoch ticks a ready instance may wait before its run sets the real deadline: its
+/// instantiation runs no guest code, so this only keeps the deadline out of its way.
+const IDLE_EPOCH_TICKS: u64 = 1 << 40;
+
+/// How long the filler waits before trying again after an instantiation failed (the run
+/// that finds the pool empty instantiates its own instance and reports the failure).
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// A store instantiated from the snapshot and never called, with the slot it holds.
+pub struct Ready {
+    pub store: Store<HostState>,
+    pub runner: Runner,
+    pub permit: OwnedSemaphorePermit,
+    /// Fuel the instantiation burnt (the component's start functions run guest code):
+    /// the run is charged for it, as a run that instantiates is.
+    pub fuel: u64,
+}
+
+/// A finished run's store, to be dropped (its slot reset) off the request path, and then
+/// its slot's permit.
+pub type Retired = (Store<HostState>, OwnedSemaphorePermit);
+
+/// The ready instances of one compiled guest and the thread that keeps them.
+pub struct ReadyPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    target: usize,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<Ready>,
+    retired: Vec<Retired>,
+    /// Runs that took a ready instance.
+    taken: u64,
+    stopped: bool,
+}
+
+/// What the filler does next.
+enum Work {
+    Drop(Vec<Retired>),
+    Prepare,
+}
+
+/// What the filler needs to instantiate the guest.
+pub struct Filler {
+    pub engine: Engine,
+    pub pre: RunnerPre<HostState>,
+    pub slots: Arc<Semaphore>,
+    pub fuel: bool,
+}
+
+impl ReadyPool {
+    /// Starts the thread that keeps `target` instances ready.
+    pub fn start(target: usize, filler: Filler) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            target,
+            state: Mutex::new(State::default()),
+            wake: Condvar::new(),
+        });
+        let thread_shared = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("stratbox-ready".into())
+            .spawn(move || fill(&thread_shared, &filler))?;
+        Ok(Self { shared })
+    }
+
+    /// A ready instance, or `None` when none is ready (the caller instantiates its own).
+    pub fn take(&self) -> Option<Ready> {
+        let mut state = self.shared.lock();
+        let taken = state.ready.pop_front();
+        if taken.is_some() {
+            state.taken += 1;
+            drop(state);
+            self.shared.wake.notify_one();
+        }
+        taken
+    }
+
+    /// Hands a finished run's store to the filler to drop.
+    pub fn retire(&self, retired: Retired) {
+        self.shared.lock().retired.push(retired);
+        self.shared.wake.notify_one();
+    }
+
+    /// How many runs took a ready instance.
+    pub fn taken(&self) -> u64 {
+        self.shared.lock().taken
+    }
+
+    /// Blocks until `target` instances are ready and no store waits to be dropped, or
+    /// `timeout` passed; says whether they are.
+    pub fn wait_full(&self, timeout: Duration) -> bool {
+        let state = self.shared.lock();
+        let (state, _) = self
+            .shared
+            .wake
+            .wait_timeout_while(state, timeout, |state| {
+                !state.stopped
+                    && (state.ready.len() < self.shared.target || !state.retired.is_empty())
+            })
+            .unwrap_or_else(PoisonError::into_inner);
+        state.ready.len() >= self.shared.target && state.retired.is_empty()
+    }
+}
+
+impl Drop for ReadyPool {
+    fn drop(&mut self) {
+        self.shared.lock().stopped = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits for work: stores to drop first (they free slots), then instances to prepare.
+    fn next(&self) -> Option<Work> {
+        let mut state = self.lock();
+        loop {
+            if state.stopped {
+                return None;
+            }
+            if !state.retired.is_empty() {
+                return Some(Work::Drop(std::mem::take(&mut state.retired)));
+            }
+            if state.ready.len() < self.target {
+                return Some(Work::Prepare);
+            }
+            state = self
+                .wake
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// The filler's loop: drops retired stores and instantiates until the pool is stopped.
+fn fill(shared: &Shared, filler: &Filler) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::warn!(%err, "no ready wasm instances: cannot start the filler's runtime");
+            return;
+        }
+    };
+    while let Some(work) = shared.next() {
+        match work {
+            // A store before its permit: the slot is reset before it is offered again.
+            Work::Drop(retired) => drop(retired),
+            Work::Prepare => match runtime.block_on(prepare(filler)) {
+                Ok(ready) => shared.lock().ready.push_back(ready),
+                Err(err) => {
+                    tracing::warn!(error = %format!("{err:#}"), "cannot prepare a wasm instance");
+                    std::thread::sleep(RETRY_AFTER);
+                }
+            },
+        }
+        shared.wake.notify_all();
+    }
+    // Stopped: what is still held is dropped here, stores before their permits.
+    let mut state = shared.lock();
+    state.ready.clear();
+    state.retired.clear();
+}
+
+/// One instance of the snapshot in a store with the idle host state.
+async fn prepare(filler: &Filler) -> wasmtime::Result<Ready> {
+    let permit = Arc::clone(&filler.slots).acquire_owned().await?;
+    let mut store = Store::new(&filler.engine, idle_state());
+    store.limiter(|state| &mut state.memory);
+    if filler.fuel {
+        // Measured here, charged to the run that takes the instance.
+        store.set_fuel(u64::MAX)?;
+    }
+    store.set_epoch_deadline(IDLE_EPOCH_TICKS);
+    let runner = filler.pre.instantiate_async(&mut store).await?;
+    let fuel = match filler.fuel {
+        true => u64::MAX - store.get_fuel()?,
+        false => 0,
+    };
+    Ok(Ready {
+        store,
+        runner,
+        permit,
+        fuel,
+    })
+}
+
+/// The host state a ready instance is made with: no streams, no files, no limit. No guest
+/// code runs with it; a run replaces it ([`HostState::adopt`]).
+fn idle_state() -> HostState {
+    let budget = Arc::new(MemoryBudget::new(u64::MAX));
+    HostState {
+        wasi: wasmtime_wasi::WasiCtx::builder().build(),
+        table: wasmtime::component::ResourceTable::new(),
+        scratch: Scratch::new(0, Arc::clone(&budget), false),
+        memory: MemoryCap::new(budget),
+        clock: None,
+    }
+}
+
+impl HostState {
+    /// Takes over a ready instance's store: `self`'s WASI context, `/tmp`, memory cap and
+    /// clock replace the idle ones, and the memory the instantiation allocated is charged
+    /// to this run's budget. `false` when that memory alone exceeds the budget (the run is
+    /// then stopped for memory, as a cold instantiation would be).
+    pub fn adopt(self, store: &mut Store<HostState>) -> bool {
+        let idle = std::mem::replace(store.data_mut(), self);
+        let state = store.data_mut();
+        // The instantiation's resources, if it made any, stay with the instance.
+        state.table = idle.table;
+        state.memory.adopt(&idle.memory)
+    }
+}
