@@ -472,8 +472,9 @@ impl SandboxBuilder {
     }
 
     /// Keeps `n` wasm instances instantiated ahead of the runs that will take them (clamped
-    /// to [`MAX_READY`](crate::backend::wasm::MAX_READY) and to the
-    /// [`pool_size`](Self::pool_size)): a thread of the sandbox instantiates the snapshot
+    /// to [`MAX_READY`](crate::backend::wasm::MAX_READY) and to one less than the
+    /// [`pool_size`](Self::pool_size), so that a run that finds none ready always has a
+    /// slot for its own): a thread of the sandbox instantiates the snapshot
     /// and drops finished runs' stores, so a run that finds an instance ready skips both.
     /// A run that finds none instantiates its own; it never waits for the pool. Each ready
     /// instance is used by one run and dropped; deterministic runs (`--seed`) always

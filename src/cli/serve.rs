@@ -40,6 +40,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             .from_env()
             .pool_size(u32::try_from(settings.max_in_flight).unwrap_or(u32::MAX))
             .container_pool(args.pool.unwrap_or(policy.container.pool))
+            .ready_instances(args.wasm_ready)
             .build(),
     );
     let warm = args.pool.unwrap_or(policy.container.pool) > 0;

@@ -180,3 +180,34 @@ async fn runs_that_find_no_ready_instance_make_their_own() {
         assert_eq!(outcome.stdout, format!("{i}\n"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_pool_never_hangs_with_instances_ready_for_two_metering_modes() {
+    // Two slots: the ready instance of each mode and the runs all compete for them, and
+    // the slot a finished run held comes back only when its store has been dropped.
+    let small = Sandbox::builder().pool_size(2).ready_instances(8).build();
+    assert_eq!(small.wasm().expect("guest").ready_target(), 1, "clamped");
+    let fuel = unvalidated("");
+    let epoch = unvalidated("[limits]\nmetering = \"epoch\"");
+    for round in 0..10 {
+        let runs = (0..4).map(|i| {
+            let policy = if i % 2 == 0 { &fuel } else { &epoch };
+            let source = format!("print({round} * 10 + {i})");
+            let small = &small;
+            async move {
+                let request = Request {
+                    backend: Some(BackendKind::Wasm),
+                    ..Request::new(&source, "strategy.py")
+                };
+                tokio::time::timeout(Duration::from_secs(60), small.run(&request, policy))
+                    .await
+                    .expect("a run waited a minute for a slot")
+            }
+        });
+        let outcomes = futures_util::future::join_all(runs).await;
+        for (i, outcome) in outcomes.iter().enumerate() {
+            assert_ended(outcome, Status::Ok, None);
+            assert_eq!(outcome.stdout, format!("{}\n", round * 10 + i));
+        }
+    }
+}

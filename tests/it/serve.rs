@@ -301,6 +301,42 @@ fn every_endpoint_answers() {
 }
 
 /// A files root holding `ok.py`, a symbolic link out of it, and a secret beside it.
+#[test]
+fn ready_wasm_instances_serve_requests_and_carry_nothing_between_them() {
+    let server = Server::start(&["--wasm-ready", "2"]);
+    let leaves = serde_json::json!({
+        "source": "import json, sys\nCOUNTER = 41\njson.CACHED = 'x'\n\
+                   open('/tmp/leak.txt', 'w').write('x')\nprint(json.load(sys.stdin)['n'])",
+        "input": {"n": 7},
+    })
+    .to_string();
+    let looks = serde_json::json!({
+        "source": "import json\n\
+                   try:\n    print(COUNTER)\nexcept NameError:\n    print('no global')\n\
+                   try:\n    print(json.CACHED)\nexcept AttributeError:\n    print('no attribute')\n\
+                   try:\n    open('/tmp/leak.txt')\nexcept FileNotFoundError:\n    print('no file')",
+    })
+    .to_string();
+    for round in 0..4 {
+        let left = server.post("/v1/run", &leaves);
+        assert_eq!(left.status, 200, "{}", left.text());
+        assert_eq!(
+            (&left.json()["status"], &left.json()["stdout"]),
+            (&"ok".into(), &"7\n".into()),
+            "round {round}: {}",
+            left.text()
+        );
+        let seen = server.post("/v1/run", &looks);
+        assert_eq!(seen.status, 200, "{}", seen.text());
+        assert_eq!(
+            (&seen.json()["status"], &seen.json()["stdout"]),
+            (&"ok".into(), &"no global\nno attribute\nno file\n".into()),
+            "round {round}: {}",
+            seen.text()
+        );
+    }
+}
+
 fn files_root() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path().join("root");

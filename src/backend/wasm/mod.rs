@@ -289,7 +289,8 @@ pub struct WasmConfig {
     /// Default: [`MAX_CONCURRENT_RUNS`].
     pub pool_size: u32,
     /// Instances kept instantiated ahead of the runs, 0 to [`MAX_READY`] and at most
-    /// `pool_size` (each holds a slot). Default: 0, every run instantiates its own.
+    /// `pool_size - 1`: each holds a slot, and a run that finds none ready must always
+    /// find a slot to instantiate its own in. Default: 0, every run instantiates its own.
     pub ready: u32,
 }
 
@@ -357,7 +358,7 @@ impl WasmBackend {
             guest,
             cache,
             pool_size,
-            ready: config.ready.min(MAX_READY).min(pool_size),
+            ready: config.ready.min(MAX_READY).min(pool_size - 1),
             compiled: Mutex::new(Vec::new()),
             slots: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
         })

@@ -47,6 +47,10 @@ const IDLE_EPOCH_TICKS: u64 = 1 << 40;
 /// that finds the pool empty instantiates its own instance and reports the failure).
 const RETRY_AFTER: Duration = Duration::from_millis(200);
 
+/// How long the filler waits for a free slot before looking again (slots are freed by
+/// runs of every metering mode, not all of which it hears of).
+const SLOT_POLL: Duration = Duration::from_millis(5);
+
 /// A store instantiated from the snapshot and never called, with the slot it holds.
 pub struct Ready {
     pub store: Store<HostState>,
@@ -84,7 +88,7 @@ struct State {
 /// What the filler does next.
 enum Work {
     Drop(Vec<Retired>),
-    Prepare,
+    Prepare(OwnedSemaphorePermit),
 }
 
 /// What the filler needs to instantiate the guest.
@@ -161,8 +165,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for work: stores to drop first (they free slots), then instances to prepare.
-    fn next(&self) -> Option<Work> {
+    /// Waits for work: stores to drop first (they free slots), then an instance to
+    /// prepare once a slot is free. The filler never waits for a slot while a store waits
+    /// to be dropped: that store may hold the slot it waits for.
+    fn next(&self, slots: &Arc<Semaphore>) -> Option<Work> {
         let mut state = self.lock();
         loop {
             if state.stopped {
@@ -171,13 +177,25 @@ impl Shared {
             if !state.retired.is_empty() {
                 return Some(Work::Drop(std::mem::take(&mut state.retired)));
             }
+            let mut timeout = None;
             if state.ready.len() < self.target {
-                return Some(Work::Prepare);
+                match Arc::clone(slots).try_acquire_owned() {
+                    Ok(permit) => return Some(Work::Prepare(permit)),
+                    Err(_) => timeout = Some(SLOT_POLL),
+                }
             }
-            state = self
-                .wake
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state = match timeout {
+                Some(timeout) => {
+                    self.wake
+                        .wait_timeout(state, timeout)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
         }
     }
 }
@@ -191,11 +209,11 @@ fn fill(shared: &Shared, filler: &Filler) {
             return;
         }
     };
-    while let Some(work) = shared.next() {
+    while let Some(work) = shared.next(&filler.slots) {
         match work {
             // A store before its permit: the slot is reset before it is offered again.
             Work::Drop(retired) => drop(retired),
-            Work::Prepare => match runtime.block_on(prepare(filler)) {
+            Work::Prepare(permit) => match runtime.block_on(prepare(filler, permit)) {
                 Ok(ready) => shared.lock().ready.push_back(ready),
                 Err(err) => {
                     tracing::warn!(error = %format!("{err:#}"), "cannot prepare a wasm instance");
@@ -212,8 +230,7 @@ fn fill(shared: &Shared, filler: &Filler) {
 }
 
 /// One instance of the snapshot in a store with the idle host state.
-async fn prepare(filler: &Filler) -> wasmtime::Result<Ready> {
-    let permit = Arc::clone(&filler.slots).acquire_owned().await?;
+async fn prepare(filler: &Filler, permit: OwnedSemaphorePermit) -> wasmtime::Result<Ready> {
     let mut store = Store::new(&filler.engine, idle_state());
     store.limiter(|state| &mut state.memory);
     if filler.fuel {
