@@ -23,16 +23,25 @@
 //! entry that is missing, truncated, corrupt or refused is compiled again and replaced
 //! atomically (written to a new file, mode 0600, and renamed over the old one).
 //!
-//! Start-up cost matters (`stratbox run` is one process per strategy), so the whole guest
-//! is not read on the warm path: its content hash is remembered in a stamp file against its
-//! size, modification time and inode, and recomputed when any of them changes.
+//! Start-up cost matters (`stratbox run` is one process per strategy), so neither the whole
+//! guest nor the whole entry is read on the warm path:
+//! - the guest's content hash is remembered in a stamp file against its size,
+//!   modification time and inode, and recomputed when any of them changes;
+//! - an entry whose checksum was verified is remembered as verified (`<entry>.verified`)
+//!   against its size, inode and modification and change times, once it has not changed for
+//!   two seconds; while they are unchanged, the next start hands the entry to wasmtime
+//!   without reading it through. The change time is the kernel's: any write, rename or
+//!   `utimes` moves it, and no one but root can set it back. The checksum guards against a
+//!   damaged entry, not against its owner (who can run any code as themselves anyway), so
+//!   remembering it is no weaker against anyone the cache trusts. Reading the 44 MB entry
+//!   through was 40 % of a warm `stratbox run`'s CPU (`docs/BENCHMARKS.md`).
 
 use std::hash::{Hash, Hasher};
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -452,7 +461,7 @@ pub fn load_or_compile(
         engine_hash(engine)
     ));
     let started = Instant::now();
-    let replaced = match load_entry(engine, &entry) {
+    let replaced = match load_entry(engine, &entry, SystemTime::now()) {
         Ok(Some(component)) => {
             tracing::debug!(
                 entry = %entry.display(),
@@ -525,11 +534,37 @@ fn compile(engine: &Engine, guest: &Guest) -> Result<Component, WasmError> {
 /// user can already plant an entry with a valid checksum, or change the stratbox binary
 /// itself, so the checksum guards against damage (a truncated or corrupted file), not
 /// against them; guarding the bytes against the user (a sealed copy) cost 0.1 s per start.
-fn load_entry(engine: &Engine, path: &Path) -> Result<Option<Component>, CacheRefusal> {
+fn load_entry(
+    engine: &Engine,
+    path: &Path,
+    now: SystemTime,
+) -> Result<Option<Component>, CacheRefusal> {
     let Some(file) = open_owned(path)? else {
         return Ok(None);
     };
     let io = |err: std::io::Error| CacheRefusal::io(path, err);
+    let fd_path = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    ));
+    let by_fd = Path::new("/proc/self/fd").is_dir();
+    let meta = file.metadata().map_err(io)?;
+    let stamp = verified_stamp(path, &meta, now);
+    let sidecar = verified_path(path);
+    if by_fd
+        && let Some(stamp) = &stamp
+        && read_owned(&sidecar).ok().flatten().as_deref() == Some(stamp.as_bytes())
+    {
+        #[allow(unsafe_code)]
+        // SAFETY: as below; the bytes were checksummed by an earlier start and the file
+        // has not changed since (`verified_stamp`).
+        let loaded = unsafe { Component::deserialize_file(engine, &fd_path) };
+        drop(file);
+        return loaded.map(Some).map_err(|err| CacheRefusal::Incompatible {
+            path: path.to_owned(),
+            message: format!("{err:#}"),
+        });
+    }
     #[allow(unsafe_code)]
     // SAFETY: a mapped file that changes or shrinks while mapped is undefined behaviour
     // for the slice below. The file is the current user's own, not writable by group or
@@ -548,10 +583,6 @@ fn load_entry(engine: &Engine, path: &Path) -> Result<Option<Component>, CacheRe
             path: path.to_owned(),
         });
     }
-    let fd_path = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&file)
-    ));
     #[allow(unsafe_code)]
     // SAFETY: both functions require bytes produced by `Component::serialize` of a
     // compatible engine (wasmtime rejects other versions and settings with an error), and
@@ -561,17 +592,66 @@ fn load_entry(engine: &Engine, path: &Path) -> Result<Option<Component>, CacheRe
     // the checked mapping itself is copied into wasmtime's memory (slower, same bytes).
     // wasmtime ignores the trailer after the serialised object: the object's own headers
     // give every section's extent.
-    let loaded = if Path::new("/proc/self/fd").is_dir() {
+    let loaded = if by_fd {
         unsafe { Component::deserialize_file(engine, &fd_path) }
     } else {
         unsafe { Component::deserialize(engine, object) }
     };
     drop(map);
     drop(file);
-    loaded.map(Some).map_err(|err| CacheRefusal::Incompatible {
+    let component = loaded.map_err(|err| CacheRefusal::Incompatible {
         path: path.to_owned(),
         message: format!("{err:#}"),
-    })
+    })?;
+    // Remembered so that the next start need not read the whole entry; a failure to
+    // write it only means the next start checks again.
+    if let (Some(stamp), Some(dir)) = (stamp, path.parent())
+        && let Err(err) = write_atomically(dir, &sidecar, stamp.as_bytes())
+    {
+        tracing::debug!(%err, "the entry's verification was not remembered");
+    }
+    Ok(Some(component))
+}
+
+/// How long ago an entry must have last changed for its verification to be remembered:
+/// a file changed twice within the file system's timestamp granularity could keep the
+/// same change time (the rule git applies to its index).
+const SETTLED: Duration = Duration::from_secs(2);
+
+/// Where an entry's verification is remembered: `<entry>.verified`.
+fn verified_path(entry: &Path) -> PathBuf {
+    let mut name = entry.as_os_str().to_owned();
+    name.push(".verified");
+    PathBuf::from(name)
+}
+
+/// What identifies the version of an entry whose checksum was verified: its path, size,
+/// inode, device, modification and change times. The change time is set by the kernel
+/// on every write, rename or `utimes` and cannot be set back by the user, so an entry
+/// with the same stamp has not been changed since it was verified. `None` when the entry
+/// changed less than [`SETTLED`] before `now`.
+fn verified_stamp(path: &Path, meta: &std::fs::Metadata, now: SystemTime) -> Option<String> {
+    let changed = SystemTime::UNIX_EPOCH
+        + Duration::new(
+            u64::try_from(meta.ctime()).ok()?,
+            u32::try_from(meta.ctime_nsec()).ok()?,
+        );
+    if now.duration_since(changed).ok()? < SETTLED {
+        return None;
+    }
+    let mut hasher = Xxh3::new();
+    path.hash(&mut hasher);
+    (
+        meta.len(),
+        meta.ino(),
+        meta.dev(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    )
+        .hash(&mut hasher);
+    Some(format!("verified {:032x}\n", hasher.digest128()))
 }
 
 fn store_entry(component: &Component, dir: &Path, entry: &Path) -> Result<(), CacheRefusal> {
@@ -743,6 +823,57 @@ mod tests {
             ),
             "{cache_use:?}"
         );
+    }
+
+    #[test]
+    fn a_verified_entry_is_not_read_again_until_it_changes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cache = Cache::open(&CacheSetting::Dir(tmp.path().join("c")));
+        load_or_compile(&engine(), &guest(), &cache).expect("compiled");
+        let entry = only_entry(&tmp.path().join("c"));
+        let sidecar = verified_path(&entry);
+        // Just written: too recent to remember (an in-place change within the same clock
+        // tick could keep its change time).
+        assert!(
+            load_entry(&engine(), &entry, SystemTime::now())
+                .expect("loads")
+                .is_some()
+        );
+        assert!(
+            !sidecar.exists(),
+            "a fresh entry's verification is not remembered"
+        );
+        let later = SystemTime::now() + SETTLED + Duration::from_secs(1);
+        assert!(
+            load_entry(&engine(), &entry, later)
+                .expect("loads")
+                .is_some()
+        );
+        let stamp = std::fs::read_to_string(&sidecar).expect("remembered once settled");
+        assert!(stamp.starts_with("verified "), "{stamp}");
+        // Loaded on the stamp's word while the entry is unchanged.
+        assert!(
+            load_entry(&engine(), &entry, later)
+                .expect("loads")
+                .is_some()
+        );
+        // A damaged copy put in its place is another file: read through and refused.
+        let mut bytes = std::fs::read(&entry).expect("entry");
+        let last = bytes.len() - TRAILER_BYTES - 1;
+        bytes[last] ^= 1;
+        let damaged = tmp.path().join("damaged");
+        std::fs::write(&damaged, &bytes).expect("copy");
+        std::fs::rename(&damaged, &entry).expect("replaced");
+        assert!(matches!(
+            load_entry(&engine(), &entry, later),
+            Err(CacheRefusal::Corrupt { .. })
+        ));
+        // A stamp written by someone else's hand for the damaged file does not match it.
+        std::fs::write(&sidecar, &stamp).expect("old stamp");
+        assert!(matches!(
+            load_entry(&engine(), &entry, later),
+            Err(CacheRefusal::Corrupt { .. })
+        ));
     }
 
     #[test]
