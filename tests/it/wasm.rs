@@ -150,6 +150,24 @@ async fn busy_loop_hits_the_deadline_with_epoch_metering() {
 }
 
 #[tokio::test]
+async fn busy_loop_hits_the_deadline_under_fuel_metering_too() {
+    // Fuel enough for minutes: the deadline, checked where the guest yields every
+    // million units of fuel, must end it first.
+    let outcome = wasm(
+        "while True:\n    pass",
+        "[limits]\nfuel = 1_000_000_000_000\nwall-time = \"500ms\"",
+    )
+    .await;
+    assert_ended(&outcome, Status::Killed, Some(Reason::Deadline));
+    assert!(outcome.usage.fuel > 0, "fuel is still counted");
+    assert!(
+        outcome.usage.wall_ms >= 490.0 && outcome.usage.wall_ms < 1_500.0,
+        "stopped at {} ms for a 500 ms deadline",
+        outcome.usage.wall_ms
+    );
+}
+
+#[tokio::test]
 async fn sleeping_guest_stops_at_the_deadline() {
     let started = Instant::now();
     let outcome = wasm(

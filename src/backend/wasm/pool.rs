@@ -236,8 +236,9 @@ async fn prepare(filler: &Filler, permit: OwnedSemaphorePermit) -> wasmtime::Res
     if filler.fuel {
         // Measured here, charged to the run that takes the instance.
         store.set_fuel(u64::MAX)?;
+    } else {
+        store.set_epoch_deadline(IDLE_EPOCH_TICKS);
     }
-    store.set_epoch_deadline(IDLE_EPOCH_TICKS);
     let runner = filler.pre.instantiate_async(&mut store).await?;
     let fuel = match filler.fuel {
         true => u64::MAX - store.get_fuel()?,
