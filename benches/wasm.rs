@@ -1,17 +1,20 @@
 //! What one sandboxed run costs on the wasm path, measured beside native Python in the same
-//! run: a fresh-instance in-process run (`wasm`), the whole `stratbox run` process with a
-//! warm cache (`wasm-cli`), and the machine's `python3` as a subprocess (`native`), for a
-//! trivial strategy and a standard-library-heavy one.
+//! run: a fresh-instance in-process run (`wasm`), the same with its instance made ahead
+//! (`wasm-ready`: timed from the request to the outcome, after the backend's ready thread
+//! has made the instance and dropped the last run's store), the whole `stratbox run`
+//! process with a warm cache (`wasm-cli`), and the machine's `python3` as a subprocess
+//! (`native`), for a trivial strategy and a standard-library-heavy one.
 //!
 //! Run with `cargo bench --bench wasm` (needs the guest: `make guest`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use stratbox::Status;
+use stratbox::backend::wasm::WasmConfig;
 use stratbox::backend::{Backend, Job, WasmBackend};
 use stratbox::policy::Policy;
 
@@ -75,6 +78,9 @@ fn runs(c: &mut Criterion) {
     backend
         .prepare(policy.limits.metering)
         .expect("the guest compiles");
+    let mut config = WasmConfig::default();
+    config.ready = 1;
+    let ready = WasmBackend::with_config(config).expect("the guest is built (make guest)");
     let input = std::fs::read(prices()).expect("example prices");
     // Warm the on-disk cache for the CLI rows.
     cli(&workload("trivial"), &prices());
@@ -99,6 +105,24 @@ fn runs(c: &mut Criterion) {
                     .block_on(backend.execute(&job, &policy))
                     .expect("sandbox works");
                 assert_eq!(run.status, Status::Ok, "{}", run.stderr);
+            })
+        });
+        group.bench_function("wasm-ready", |b| {
+            b.iter_custom(|iters| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iters {
+                    let full = ready
+                        .wait_ready(policy.limits.metering, Duration::from_secs(60))
+                        .expect("the guest compiles");
+                    assert!(full, "the instance was made");
+                    let started = Instant::now();
+                    let run = runtime
+                        .block_on(ready.execute(&job, &policy))
+                        .expect("sandbox works");
+                    timed += started.elapsed();
+                    assert_eq!(run.status, Status::Ok, "{}", run.stderr);
+                }
+                timed
             })
         });
         group.bench_function("wasm-cli", |b| b.iter(|| cli(&path, &prices())));

@@ -471,6 +471,15 @@ impl SandboxBuilder {
         self
     }
 
+    /// Sets the sandbox up for a single wasm run, after which it is dropped (what
+    /// `stratbox run` does): one slot, and no memory kept resident for a next run. A
+    /// sandbox that serves many runs should not use it: keeping a run's memory resident
+    /// for the next instance in its slot saves that instance its page faults.
+    pub fn one_shot(mut self) -> Self {
+        self.wasm.one_shot = true;
+        self
+    }
+
     /// Keeps `n` wasm instances instantiated ahead of the runs that will take them (clamped
     /// to [`MAX_READY`](crate::backend::wasm::MAX_READY) and to one less than the
     /// [`pool_size`](Self::pool_size), so that a run that finds none ready always has a

@@ -83,7 +83,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         data_dir: settings.args.data.as_deref(),
         backend: settings.args.backend.forced(),
     };
-    let sandbox = Sandbox::builder().from_env().build();
+    let sandbox = Sandbox::builder().from_env().one_shot().build();
     // Ctrl-C drops the run; dropping it removes any container it had started (the
     // container backend's drop guard), so an interrupted run leaves nothing behind.
     let outcome = super::runtime()?.block_on(async {

@@ -183,15 +183,17 @@ async fn runs_that_find_no_ready_instance_make_their_own() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_pool_never_hangs_with_instances_ready_for_two_metering_modes() {
-    // Two slots: the ready instance of each mode and the runs all compete for them, and
-    // the slot a finished run held comes back only when its store has been dropped.
+    // Two slots: the ready instance of each mode, the runs of both modes and the
+    // deterministic runs (which never take a ready instance) all compete for them, and the
+    // slot a finished run held comes back only when its store has been dropped.
     let small = Sandbox::builder().pool_size(2).ready_instances(8).build();
     assert_eq!(small.wasm().expect("guest").ready_target(), 1, "clamped");
     let fuel = unvalidated("");
     let epoch = unvalidated("[limits]\nmetering = \"epoch\"");
-    for round in 0..10 {
-        let runs = (0..4).map(|i| {
-            let policy = if i % 2 == 0 { &fuel } else { &epoch };
+    let seeded = unvalidated("[run]\ndeterministic = true\nseed = 3");
+    for round in 0..20 {
+        let runs = (0..6).map(|i| {
+            let policy = [&fuel, &epoch, &seeded][i % 3];
             let source = format!("print({round} * 10 + {i})");
             let small = &small;
             async move {

@@ -85,15 +85,19 @@ pub const MAX_CONCURRENT_RUNS: u32 = 32;
 /// address space for the guest's memories.
 pub const MAX_POOL_SIZE: u32 = 1024;
 
-/// Bytes of each linear-memory slot that may stay resident between runs. With the
-/// `PAGEMAP_SCAN` ioctl (Linux 6.7 and later, [`pooling`]) wasmtime finds the pages a run
-/// wrote and copies only those back from the snapshot, so they stay mapped and the next
-/// run in the slot does not fault on them again; without it, this many bytes at the start
-/// of the memory are reset with `memcpy`. wasmtime's scan stops after 32 disjoint runs of
-/// written pages and hands the rest to `madvise`, so a CPython run, which writes pages all
-/// over its heap, keeps far less than this resident. Measured on 1,000 trivial runs: page
-/// faults per run 581 (2 MiB, no scan) and 507 (16 or 64 MiB with the scan).
-const KEEP_RESIDENT_BYTES: usize = 16 << 20;
+/// Bytes at the start of each linear-memory slot that stay resident between runs: when a
+/// run's store is dropped, wasmtime copies the snapshot back over them (`memcpy`, zeroes
+/// past the snapshot's data) instead of unmapping them, so the next instance in the slot
+/// finds them mapped, private and holding the snapshot's bytes, and takes no page fault
+/// on them. A trivial run's memory is about 20 MiB and a stdlib-heavy one's 23 MiB, so
+/// this covers the whole of an ordinary run; the rest of a larger run is unmapped as
+/// before. Copying 20 MiB costs less than the ~450 faults it saves (a trivial run in
+/// process, criterion: 1.93 to 1.63 ms with the reset inline, 1.34 ms to 0.23 ms with the
+/// instance made ahead). Not used by a one-shot backend ([`WasmConfig::one_shot`]), which
+/// never reuses a slot. (wasmtime's `PAGEMAP_SCAN` reset, which copies back only the
+/// pages a run wrote, stops after 32 disjoint runs of pages; a CPython run writes all
+/// over its heap, so it kept too little resident to help.)
+const KEEP_RESIDENT_BYTES: usize = 40 << 20;
 
 /// The name of the guest file produced by `wasm/build.sh`.
 pub const GUEST_FILE_NAME: &str = "stratbox-guest.wasm";
@@ -294,6 +298,10 @@ pub struct WasmConfig {
     /// Runs executed at once (slots of the pooling allocator), 1 to [`MAX_POOL_SIZE`].
     /// Default: [`MAX_CONCURRENT_RUNS`].
     pub pool_size: u32,
+    /// Whether the backend serves a single run and is then dropped (a command-line `run`):
+    /// one slot, and nothing kept resident for a next run that never comes. Default:
+    /// `false`.
+    pub one_shot: bool,
     /// Instances kept instantiated ahead of the runs, 0 to [`MAX_READY`] and at most
     /// `pool_size - 1`: each holds a slot, and a run that finds none ready must always
     /// find a slot to instantiate its own in. Default: 0, every run instantiates its own.
@@ -306,6 +314,7 @@ impl Default for WasmConfig {
             guest: GuestSource::Default,
             cache: CacheSetting::Default,
             pool_size: MAX_CONCURRENT_RUNS,
+            one_shot: false,
             ready: 0,
         }
     }
@@ -316,11 +325,14 @@ pub struct WasmBackend {
     guest: Guest,
     cache: Cache,
     pool_size: u32,
+    one_shot: bool,
     ready: u32,
     /// Compiled guests by metering mode, built on first use.
     compiled: Mutex<Vec<(Metering, Arc<Compiled>)>>,
     /// One permit per pooling-allocator slot.
     slots: Arc<tokio::sync::Semaphore>,
+    /// The slots ready instances hold, across metering modes.
+    held: Arc<pool::HeldSlots>,
 }
 
 impl std::fmt::Debug for WasmBackend {
@@ -329,6 +341,7 @@ impl std::fmt::Debug for WasmBackend {
             .field("guest", &self.guest.path)
             .field("cache", &self.cache)
             .field("pool_size", &self.pool_size)
+            .field("one_shot", &self.one_shot)
             .field("ready", &self.ready)
             .finish_non_exhaustive()
     }
@@ -359,14 +372,19 @@ impl WasmBackend {
             GuestSource::Default => identify(&default_guest_path(), &cache)?,
             GuestSource::Path(path) => identify(&path, &cache)?,
         };
-        let pool_size = config.pool_size.clamp(1, MAX_POOL_SIZE);
+        let pool_size = match config.one_shot {
+            true => 1,
+            false => config.pool_size.clamp(1, MAX_POOL_SIZE),
+        };
         Ok(Self {
             guest,
             cache,
             pool_size,
+            one_shot: config.one_shot,
             ready: config.ready.min(MAX_READY).min(pool_size - 1),
             compiled: Mutex::new(Vec::new()),
             slots: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
+            held: Arc::new(pool::HeldSlots::new(pool_size as usize)),
         })
     }
 
@@ -450,7 +468,13 @@ impl WasmBackend {
             // needs more than wasmtime's 512 KiB default.
             .max_wasm_stack(8 << 20)
             .async_stack_size(10 << 20)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(self.pool_size)));
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
+                self.pool_size,
+                match self.one_shot {
+                    true => 0,
+                    false => KEEP_RESIDENT_BYTES,
+                },
+            )));
         let engine = Engine::new(&config).map_err(|source| WasmError::Runtime {
             source: boxed(source),
         })?;
@@ -470,6 +494,7 @@ impl WasmBackend {
             target => Some(
                 ReadyPool::start(
                     target as usize,
+                    Arc::clone(&self.held),
                     Filler {
                         engine: engine.clone(),
                         pre: pre.clone(),
@@ -597,16 +622,24 @@ impl WasmBackend {
                 source: source.into(),
             })?;
 
-        let (mut store, mut runner, permit, fits, spent) = match instance {
+        let (mut store, mut runner, permit, fits, spent, lease) = match instance {
             Instance::Ready(ready) => {
                 let mut store = ready.store;
                 let fits = state.adopt(&mut store);
-                (store, Some(ready.runner), ready.permit, fits, ready.fuel)
+                let lease = ready.lease;
+                (
+                    store,
+                    Some(ready.runner),
+                    ready.permit,
+                    fits,
+                    ready.fuel,
+                    lease,
+                )
             }
             Instance::New(slot) => {
                 let mut store = Store::new(&compiled.engine, state);
                 store.limiter(|state| &mut state.memory);
-                (store, None, slot, true, 0)
+                (store, None, slot, true, 0, None)
             }
         };
         // What a ready instance's instantiation burnt is charged as a cold one's is.
@@ -683,6 +716,7 @@ impl WasmBackend {
             Some(pool) => pool.retire((store, permit)),
             None => drop((store, permit)),
         }
+        drop(lease);
 
         let (out, out_cut) = stdout.take();
         let (err, err_cut) = stderr.take();
@@ -802,8 +836,10 @@ fn cap(bytes: u64) -> usize {
 }
 
 /// The pooling allocator's slots: memories and instances are reserved once and reused, so
-/// instantiating the snapshot is a few `madvise`/`memset` calls instead of fresh mappings.
-fn pooling(slots: u32) -> PoolingAllocationConfig {
+/// instantiating the snapshot is a few `madvise`/`memset` calls instead of fresh mappings,
+/// and the first `keep_resident` bytes of a memory stay mapped from one run to the next
+/// (see [`KEEP_RESIDENT_BYTES`]).
+fn pooling(slots: u32, keep_resident: usize) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         .total_core_instances(slots * 16)
@@ -813,9 +849,8 @@ fn pooling(slots: u32) -> PoolingAllocationConfig {
         // The guest is wasm32: 4 GiB is its whole address space. The policy's memory
         // limit is enforced below that by the store's limiter.
         .max_memory_size(4 << 30)
-        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        // Where the kernel has `PAGEMAP_SCAN`: reset only the pages a run wrote.
-        .pagemap_scan(wasmtime::Enabled::Auto);
+        .linear_memory_keep_resident(keep_resident)
+        .pagemap_scan(wasmtime::Enabled::No);
     pool
 }
 

@@ -4,7 +4,9 @@
 //! memory image into a slot) and, after the run, dropping the store (resetting the slot)
 //! cost a trivial run about a fifth of its time. With a [`ReadyPool`] a thread of the
 //! backend does both: it keeps up to `target` stores instantiated and never called, and
-//! it drops the stores of finished runs. A run takes one ready instance (or instantiates
+//! it drops the stores of finished runs. It makes a new instance when a run that took one
+//! has ended, not while it runs ([`Lease`]), so that the two never compete. A run takes
+//! one ready instance (or instantiates
 //! its own when none is ready: the pool never makes a run wait), gives it the run's own
 //! host state, calls the strategy once, and hands the store back to be dropped.
 //!
@@ -59,6 +61,24 @@ pub struct Ready {
     /// Fuel the instantiation burnt (the component's start functions run guest code):
     /// the run is charged for it, as a run that instantiates is.
     pub fuel: u64,
+    /// Held while the instance is in use, from [`ReadyPool::take`]; see [`Lease`].
+    pub lease: Option<Lease>,
+}
+
+/// An instance taken from the pool and not yet done with. The pool refills only while
+/// its ready instances and those in use are fewer than its target, so that making the
+/// next instance never competes with the run that took the last one (two threads of one
+/// process changing its mappings at once interrupt each other's core); dropping the
+/// lease, after the run's store was handed back or dropped, lets it refill.
+pub struct Lease {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.shared.lock().in_use -= 1;
+        self.shared.wake.notify_all();
+    }
 }
 
 /// A finished run's store, to be dropped (its slot reset) off the request path, and then
@@ -74,6 +94,42 @@ struct Shared {
     target: usize,
     state: Mutex<State>,
     wake: Condvar,
+    /// Slots held by ready instances, of every pool of the backend.
+    held: Arc<HeldSlots>,
+}
+
+/// How many of a backend's slots its ready instances hold, shared by its pools (one per
+/// metering mode). They may hold all but one: a run that found no instance ready and
+/// waits for a slot must get one, and only runs and dropped stores give slots back.
+#[derive(Debug)]
+pub struct HeldSlots {
+    held: std::sync::atomic::AtomicUsize,
+    most: usize,
+}
+
+impl HeldSlots {
+    /// For a backend of `slots` slots.
+    pub fn new(slots: usize) -> Self {
+        Self {
+            held: std::sync::atomic::AtomicUsize::new(0),
+            most: slots.saturating_sub(1),
+        }
+    }
+
+    /// Counts one more held slot if the cap allows it.
+    fn try_hold(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.held
+            .fetch_update(Relaxed, Relaxed, |held| {
+                (held < self.most).then_some(held + 1)
+            })
+            .is_ok()
+    }
+
+    /// A held slot went to a run, or its instance was never made.
+    fn release(&self) {
+        self.held.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -82,6 +138,10 @@ struct State {
     retired: Vec<Retired>,
     /// Runs that took a ready instance.
     taken: u64,
+    /// Instances taken whose [`Lease`] is not dropped yet.
+    in_use: usize,
+    /// Whether the filler is dropping stores or making an instance right now.
+    busy: bool,
     stopped: bool,
 }
 
@@ -101,11 +161,12 @@ pub struct Filler {
 
 impl ReadyPool {
     /// Starts the thread that keeps `target` instances ready.
-    pub fn start(target: usize, filler: Filler) -> std::io::Result<Self> {
+    pub fn start(target: usize, held: Arc<HeldSlots>, filler: Filler) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             target,
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
+            held,
         });
         let thread_shared = Arc::clone(&shared);
         std::thread::Builder::new()
@@ -117,13 +178,14 @@ impl ReadyPool {
     /// A ready instance, or `None` when none is ready (the caller instantiates its own).
     pub fn take(&self) -> Option<Ready> {
         let mut state = self.shared.lock();
-        let taken = state.ready.pop_front();
-        if taken.is_some() {
-            state.taken += 1;
-            drop(state);
-            self.shared.wake.notify_one();
-        }
-        taken
+        let mut taken = state.ready.pop_front()?;
+        self.shared.held.release();
+        state.taken += 1;
+        state.in_use += 1;
+        taken.lease = Some(Lease {
+            shared: Arc::clone(&self.shared),
+        });
+        Some(taken)
     }
 
     /// Hands a finished run's store to the filler to drop.
@@ -137,19 +199,19 @@ impl ReadyPool {
         self.shared.lock().taken
     }
 
-    /// Blocks until `target` instances are ready and no store waits to be dropped, or
-    /// `timeout` passed; says whether they are.
+    /// Blocks until `target` instances are ready and the filler is idle (no store waits
+    /// to be dropped or is being dropped), or `timeout` passed; says whether it is.
     pub fn wait_full(&self, timeout: Duration) -> bool {
+        let settled = |state: &State| {
+            state.ready.len() >= self.shared.target && state.retired.is_empty() && !state.busy
+        };
         let state = self.shared.lock();
         let (state, _) = self
             .shared
             .wake
-            .wait_timeout_while(state, timeout, |state| {
-                !state.stopped
-                    && (state.ready.len() < self.shared.target || !state.retired.is_empty())
-            })
+            .wait_timeout_while(state, timeout, |state| !state.stopped && !settled(state))
             .unwrap_or_else(PoisonError::into_inner);
-        state.ready.len() >= self.shared.target && state.retired.is_empty()
+        settled(&state)
     }
 }
 
@@ -175,14 +237,21 @@ impl Shared {
                 return None;
             }
             if !state.retired.is_empty() {
+                state.busy = true;
                 return Some(Work::Drop(std::mem::take(&mut state.retired)));
             }
             let mut timeout = None;
-            if state.ready.len() < self.target {
-                match Arc::clone(slots).try_acquire_owned() {
-                    Ok(permit) => return Some(Work::Prepare(permit)),
-                    Err(_) => timeout = Some(SLOT_POLL),
+            if state.ready.len() + state.in_use < self.target {
+                if self.held.try_hold() {
+                    match Arc::clone(slots).try_acquire_owned() {
+                        Ok(permit) => {
+                            state.busy = true;
+                            return Some(Work::Prepare(permit));
+                        }
+                        Err(_) => self.held.release(),
+                    }
                 }
+                timeout = Some(SLOT_POLL);
             }
             state = match timeout {
                 Some(timeout) => {
@@ -201,7 +270,7 @@ impl Shared {
 }
 
 /// The filler's loop: drops retired stores and instantiates until the pool is stopped.
-fn fill(shared: &Shared, filler: &Filler) {
+fn fill(shared: &Arc<Shared>, filler: &Filler) {
     let runtime = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -210,22 +279,33 @@ fn fill(shared: &Shared, filler: &Filler) {
         }
     };
     while let Some(work) = shared.next(&filler.slots) {
-        match work {
+        let made = match work {
             // A store before its permit: the slot is reset before it is offered again.
-            Work::Drop(retired) => drop(retired),
+            Work::Drop(retired) => {
+                drop(retired);
+                None
+            }
             Work::Prepare(permit) => match runtime.block_on(prepare(filler, permit)) {
-                Ok(ready) => shared.lock().ready.push_back(ready),
+                Ok(ready) => Some(ready),
                 Err(err) => {
+                    shared.held.release();
                     tracing::warn!(error = %format!("{err:#}"), "cannot prepare a wasm instance");
                     std::thread::sleep(RETRY_AFTER);
+                    None
                 }
             },
-        }
+        };
+        let mut state = shared.lock();
+        state.ready.extend(made);
+        state.busy = false;
+        drop(state);
         shared.wake.notify_all();
     }
     // Stopped: what is still held is dropped here, stores before their permits.
     let mut state = shared.lock();
-    state.ready.clear();
+    for _ in state.ready.drain(..) {
+        shared.held.release();
+    }
     state.retired.clear();
 }
 
@@ -249,6 +329,7 @@ async fn prepare(filler: &Filler, permit: OwnedSemaphorePermit) -> wasmtime::Res
         runner,
         permit,
         fuel,
+        lease: None,
     })
 }
 
