@@ -471,12 +471,14 @@ impl SandboxBuilder {
         self
     }
 
-    /// Sets the sandbox up for a single wasm run, after which it is dropped (what
-    /// `stratbox run` does): one slot, and no memory kept resident for a next run. A
-    /// sandbox that serves many runs should not use it: keeping a run's memory resident
-    /// for the next instance in its slot saves that instance its page faults.
-    pub fn one_shot(mut self) -> Self {
-        self.wasm.one_shot = true;
+    /// What a wasm slot keeps of a run's memory for the next instance
+    /// ([`SlotReset`](crate::backend::wasm::SlotReset)): all of it by default (no page
+    /// faults for the next run, best for runs that share this process and for latency),
+    /// only what the run wrote (`Written`, for a process that runs one strategy at a time
+    /// beside others), or nothing with a single slot (`OneShot`, for a sandbox dropped
+    /// after one run, as `stratbox run` is).
+    pub fn slot_reset(mut self, reset: crate::backend::wasm::SlotReset) -> Self {
+        self.wasm.reset = reset;
         self
     }
 

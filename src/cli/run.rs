@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::{Context, bail};
 
 use stratbox::audit::{AuditLog, AuditRecord, RunFacts};
+use stratbox::backend::wasm::SlotReset;
 use stratbox::policy::{Overrides, Policy};
 use stratbox::{Outcome, Request, Sandbox, Status};
 
@@ -83,7 +84,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         data_dir: settings.args.data.as_deref(),
         backend: settings.args.backend.forced(),
     };
-    let sandbox = Sandbox::builder().from_env().one_shot().build();
+    let sandbox = Sandbox::builder()
+        .from_env()
+        .slot_reset(SlotReset::OneShot)
+        .build();
     // Ctrl-C drops the run; dropping it removes any container it had started (the
     // container backend's drop guard), so an interrupted run leaves nothing behind.
     let outcome = super::runtime()?.block_on(async {

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 
 use stratbox::Sandbox;
+use stratbox::backend::wasm::SlotReset;
 use stratbox::backend::wasm::workers::{self, WorkerCommand};
 
 /// The hidden sub-command's name.
@@ -20,7 +21,11 @@ pub fn command() -> anyhow::Result<WorkerCommand> {
 pub fn run() -> anyhow::Result<u8> {
     // The worker runs one strategy at a time: two slots leave room for the one being
     // reset while the next starts.
-    let sandbox = Sandbox::builder().from_env().pool_size(2).build();
+    let sandbox = Sandbox::builder()
+        .from_env()
+        .pool_size(2)
+        .slot_reset(SlotReset::Written)
+        .build();
     let backend = sandbox.wasm()?;
     let mut input = std::io::stdin().lock();
     let mut output = std::io::stdout().lock();

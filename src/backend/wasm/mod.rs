@@ -85,19 +85,39 @@ pub const MAX_CONCURRENT_RUNS: u32 = 32;
 /// address space for the guest's memories.
 pub const MAX_POOL_SIZE: u32 = 1024;
 
-/// Bytes at the start of each linear-memory slot that stay resident between runs: when a
-/// run's store is dropped, wasmtime copies the snapshot back over them (`memcpy`, zeroes
-/// past the snapshot's data) instead of unmapping them, so the next instance in the slot
-/// finds them mapped, private and holding the snapshot's bytes, and takes no page fault
-/// on them. A trivial run's memory is about 20 MiB and a stdlib-heavy one's 23 MiB, so
-/// this covers the whole of an ordinary run; the rest of a larger run is unmapped as
-/// before. Copying 20 MiB costs less than the ~450 faults it saves (a trivial run in
-/// process, criterion: 1.93 to 1.63 ms with the reset inline, 1.34 ms to 0.23 ms with the
-/// instance made ahead). Not used by a one-shot backend ([`WasmConfig::one_shot`]), which
-/// never reuses a slot. (wasmtime's `PAGEMAP_SCAN` reset, which copies back only the
-/// pages a run wrote, stops after 32 disjoint runs of pages; a CPython run writes all
-/// over its heap, so it kept too little resident to help.)
+/// Bytes at the start of each linear-memory slot that [`SlotReset::Resident`] keeps
+/// resident between runs: a trivial run's memory is about 20 MiB and a stdlib-heavy one's
+/// 23 MiB, so this covers the whole of an ordinary run; the rest of a larger run is
+/// unmapped as before.
 const KEEP_RESIDENT_BYTES: usize = 40 << 20;
+
+/// Bytes [`SlotReset::Written`] may keep resident: the pages a run wrote, found by
+/// `PAGEMAP_SCAN` (Linux 6.7 and later).
+const KEEP_WRITTEN_BYTES: usize = 16 << 20;
+
+/// What happens to a slot's memory when a run's store is dropped: the trade between the
+/// next instance's page faults and the copy that spares them. Measured in
+/// `docs/BENCHMARKS.md` ("Ready instances and resident memory").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SlotReset {
+    /// The whole of an ordinary run's memory (its first 40 MiB) is copied back
+    /// from the snapshot and stays mapped, so the next instance in the slot takes no page
+    /// fault on it. Best where runs share a process (each fault there interrupts the other
+    /// cores: 439 to 747 trivial runs/s, two at once) and for latency (0.23 ms a trivial
+    /// run with its instance made ahead); the copy, about 20 MiB a run, is what bounds a
+    /// process that does nothing else. The default.
+    #[default]
+    Resident,
+    /// Only the pages the run wrote are copied back and kept (wasmtime's `PAGEMAP_SCAN`
+    /// reset, which stops after 32 separate runs of pages and unmaps the rest): the least
+    /// copying, for processes that run one strategy at a time side by side (`batch`'s
+    /// workers: 1,017 trivial runs/s on 2 cores, against 665 with `Resident`).
+    Written,
+    /// One slot and nothing kept: a backend that serves a single run and is dropped
+    /// (`stratbox run`).
+    OneShot,
+}
 
 /// The name of the guest file produced by `wasm/build.sh`.
 pub const GUEST_FILE_NAME: &str = "stratbox-guest.wasm";
@@ -298,10 +318,9 @@ pub struct WasmConfig {
     /// Runs executed at once (slots of the pooling allocator), 1 to [`MAX_POOL_SIZE`].
     /// Default: [`MAX_CONCURRENT_RUNS`].
     pub pool_size: u32,
-    /// Whether the backend serves a single run and is then dropped (a command-line `run`):
-    /// one slot, and nothing kept resident for a next run that never comes. Default:
-    /// `false`.
-    pub one_shot: bool,
+    /// What a slot keeps of a run's memory for the next instance. Default:
+    /// [`SlotReset::Resident`].
+    pub reset: SlotReset,
     /// Instances kept instantiated ahead of the runs, 0 to [`MAX_READY`] and at most
     /// `pool_size - 1`: each holds a slot, and a run that finds none ready must always
     /// find a slot to instantiate its own in. Default: 0, every run instantiates its own.
@@ -314,7 +333,7 @@ impl Default for WasmConfig {
             guest: GuestSource::Default,
             cache: CacheSetting::Default,
             pool_size: MAX_CONCURRENT_RUNS,
-            one_shot: false,
+            reset: SlotReset::Resident,
             ready: 0,
         }
     }
@@ -325,7 +344,7 @@ pub struct WasmBackend {
     guest: Guest,
     cache: Cache,
     pool_size: u32,
-    one_shot: bool,
+    reset: SlotReset,
     ready: u32,
     /// Compiled guests by metering mode, built on first use.
     compiled: Mutex<Vec<(Metering, Arc<Compiled>)>>,
@@ -341,7 +360,7 @@ impl std::fmt::Debug for WasmBackend {
             .field("guest", &self.guest.path)
             .field("cache", &self.cache)
             .field("pool_size", &self.pool_size)
-            .field("one_shot", &self.one_shot)
+            .field("reset", &self.reset)
             .field("ready", &self.ready)
             .finish_non_exhaustive()
     }
@@ -372,15 +391,15 @@ impl WasmBackend {
             GuestSource::Default => identify(&default_guest_path(), &cache)?,
             GuestSource::Path(path) => identify(&path, &cache)?,
         };
-        let pool_size = match config.one_shot {
-            true => 1,
-            false => config.pool_size.clamp(1, MAX_POOL_SIZE),
+        let pool_size = match config.reset {
+            SlotReset::OneShot => 1,
+            SlotReset::Resident | SlotReset::Written => config.pool_size.clamp(1, MAX_POOL_SIZE),
         };
         Ok(Self {
             guest,
             cache,
             pool_size,
-            one_shot: config.one_shot,
+            reset: config.reset,
             ready: config.ready.min(MAX_READY).min(pool_size - 1),
             compiled: Mutex::new(Vec::new()),
             slots: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
@@ -470,10 +489,7 @@ impl WasmBackend {
             .async_stack_size(10 << 20)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(
                 self.pool_size,
-                match self.one_shot {
-                    true => 0,
-                    false => KEEP_RESIDENT_BYTES,
-                },
+                self.reset,
             )));
         let engine = Engine::new(&config).map_err(|source| WasmError::Runtime {
             source: boxed(source),
@@ -837,9 +853,13 @@ fn cap(bytes: u64) -> usize {
 
 /// The pooling allocator's slots: memories and instances are reserved once and reused, so
 /// instantiating the snapshot is a few `madvise`/`memset` calls instead of fresh mappings,
-/// and the first `keep_resident` bytes of a memory stay mapped from one run to the next
-/// (see [`KEEP_RESIDENT_BYTES`]).
-fn pooling(slots: u32, keep_resident: usize) -> PoolingAllocationConfig {
+/// and what `reset` says stays mapped from one run to the next.
+fn pooling(slots: u32, reset: SlotReset) -> PoolingAllocationConfig {
+    let (keep_resident, scan) = match reset {
+        SlotReset::Resident => (KEEP_RESIDENT_BYTES, wasmtime::Enabled::No),
+        SlotReset::Written => (KEEP_WRITTEN_BYTES, wasmtime::Enabled::Auto),
+        SlotReset::OneShot => (0, wasmtime::Enabled::No),
+    };
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
         .total_core_instances(slots * 16)
@@ -850,7 +870,7 @@ fn pooling(slots: u32, keep_resident: usize) -> PoolingAllocationConfig {
         // limit is enforced below that by the store's limiter.
         .max_memory_size(4 << 30)
         .linear_memory_keep_resident(keep_resident)
-        .pagemap_scan(wasmtime::Enabled::No);
+        .pagemap_scan(scan);
     pool
 }
 
