@@ -25,8 +25,8 @@
 //!
 //! Start-up cost matters (`stratbox run` is one process per strategy), so neither the whole
 //! guest nor the whole entry is read on the warm path:
-//! - the guest's content hash is remembered in a stamp file against its size,
-//!   modification time and inode, and recomputed when any of them changes;
+//! - the guest's content hash is remembered in a stamp file against its size, inode and
+//!   modification and change times, and recomputed when any of them changes;
 //! - an entry whose checksum was verified is remembered as verified (`<entry>.verified`)
 //!   against its size, inode and modification and change times, once it has not changed for
 //!   two seconds; while they are unchanged, the next start hands the entry to wasmtime
@@ -419,16 +419,20 @@ pub fn python_level(guest: &[u8]) -> Option<String> {
         .then(|| format!("3.{minor}"))
 }
 
-/// A short hash of what identifies a file's version without reading it.
+/// A short hash of what identifies a file's version without reading it: its path, size,
+/// inode, device, and modification and change times. The change time is the kernel's: a
+/// write, rename or `utimes` moves it, and only root can set it back.
 fn stamp(path: &Path, meta: &std::fs::Metadata) -> String {
     let mut hasher = Xxh3::new();
     path.hash(&mut hasher);
     (
         meta.len(),
-        meta.mtime(),
-        meta.mtime_nsec(),
         meta.ino(),
         meta.dev(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
     )
         .hash(&mut hasher);
     format!("{:016x}", hasher.finish())
@@ -625,11 +629,9 @@ fn verified_path(entry: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// What identifies the version of an entry whose checksum was verified: its path, size,
-/// inode, device, modification and change times. The change time is set by the kernel
-/// on every write, rename or `utimes` and cannot be set back by the user, so an entry
-/// with the same stamp has not been changed since it was verified. `None` when the entry
-/// changed less than [`SETTLED`] before `now`.
+/// What identifies the version of an entry whose checksum was verified ([`stamp`]): an
+/// entry with the same stamp has not been changed since. `None` when the entry changed
+/// less than [`SETTLED`] before `now`.
 fn verified_stamp(path: &Path, meta: &std::fs::Metadata, now: SystemTime) -> Option<String> {
     let changed = SystemTime::UNIX_EPOCH
         + Duration::new(
@@ -639,19 +641,7 @@ fn verified_stamp(path: &Path, meta: &std::fs::Metadata, now: SystemTime) -> Opt
     if now.duration_since(changed).ok()? < SETTLED {
         return None;
     }
-    let mut hasher = Xxh3::new();
-    path.hash(&mut hasher);
-    (
-        meta.len(),
-        meta.ino(),
-        meta.dev(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec(),
-    )
-        .hash(&mut hasher);
-    Some(format!("verified {:032x}\n", hasher.digest128()))
+    Some(format!("verified {}\n", stamp(path, meta)))
 }
 
 fn store_entry(component: &Component, dir: &Path, entry: &Path) -> Result<(), CacheRefusal> {
