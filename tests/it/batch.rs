@@ -415,3 +415,39 @@ fn a_worker_killed_mid_run_fails_that_run_only() {
     assert_eq!(outcomes["after"]["stdout"], "after\n");
     assert_ne!(out.status.code(), Some(0));
 }
+
+#[test]
+fn nothing_carries_between_runs_in_a_worker_process() {
+    // Two workers, each keeping only the pages a run wrote for the next instance in its
+    // slot: every run that looks follows runs that left a global, a module attribute and a
+    // file under /tmp in the same worker, and finds none of them.
+    let leaves = "import json\nCOUNTER = 41\njson.CACHED = 'x'\n\
+                  open('/tmp/leak.txt', 'w').write('x')\nprint('left')";
+    let looks = "import json\n\
+                 try:\n    print(COUNTER)\nexcept NameError:\n    print('no global')\n\
+                 try:\n    print(json.CACHED)\nexcept AttributeError:\n    print('no attribute')\n\
+                 try:\n    open('/tmp/leak.txt')\nexcept FileNotFoundError:\n    print('no file')";
+    let mut input = String::new();
+    for i in 0..12 {
+        for (kind, source) in [("leaves", leaves), ("looks", looks)] {
+            let line = serde_json::json!({"id": format!("{kind}-{i}"), "source": source});
+            input.push_str(&format!("{line}\n"));
+        }
+    }
+    let output = batch(&["--jobs", "2", "--ordered"], input.into_bytes());
+    let outcomes = by_id(&output);
+    assert_eq!(
+        outcomes.len(),
+        24,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (id, outcome) in &outcomes {
+        assert_eq!(outcome["status"], "ok", "{id}: {outcome:#}");
+        let expected = match id.starts_with("leaves") {
+            true => "left\n",
+            false => "no global\nno attribute\nno file\n",
+        };
+        assert_eq!(outcome["stdout"], expected, "{id}: {outcome:#}");
+    }
+}
