@@ -1065,3 +1065,49 @@ fn docker_cli_with_stdin(args: &[&str], stdin: &[u8]) -> std::process::Output {
         .expect("write stdin");
     child.wait_with_output().expect("docker output")
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_container_whose_process_was_killed_is_removed_by_the_next_backend() {
+    ensure_image().await;
+    let name = unique("ct-killed");
+    let dir = tempfile::tempdir().expect("dir");
+    let profile = dir.path().join(format!("{name}.toml"));
+    std::fs::write(
+        &profile,
+        "description = \"killed owner\"\n[limits]\nwall-time = \"120s\"\ncpu-time = \"60s\"\n\
+         [validator]\nenabled = false\n",
+    )
+    .expect("profile");
+    let script = dir.path().join("sleeps.py");
+    std::fs::write(&script, "import time\ntime.sleep(100)\n").expect("script");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stratbox"))
+        .arg("run")
+        .arg(&script)
+        .args(["--backend", "container", "--profile"])
+        .arg(&profile)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("stratbox runs");
+    let started = Instant::now();
+    while containers_of_name(&name).await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run never created its container"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIGKILL: no guard runs, the container keeps sleeping.
+    child.kill().expect("killed");
+    child.wait().expect("reaped");
+    // The next backend's first connection removes it (another test's backend may have
+    // been first); its own run leaves nothing either.
+    let policy = policy(&name, "wall-time = \"60s\"", "");
+    let outcome = run("print('after')\n", &policy).await;
+    assert_status(&outcome, Status::Ok, None);
+    assert_eq!(containers_of_name(&name).await, Vec::<String>::new());
+}
+
+async fn containers_of_name(policy_name: &str) -> Vec<String> {
+    crate::common::containers_of(policy_name).await
+}

@@ -216,6 +216,10 @@ impl ContainerSpec {
         HashMap::from([
             (RUN_LABEL.to_owned(), "1".to_owned()),
             ("org.stratbox.policy".to_owned(), self.policy_name.clone()),
+            (
+                super::leftovers::OWNER_LABEL.to_owned(),
+                super::leftovers::owner().to_owned(),
+            ),
         ])
     }
 

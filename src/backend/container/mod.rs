@@ -63,6 +63,7 @@ pub mod capture;
 pub mod config;
 pub mod engine;
 pub mod guard;
+pub mod leftovers;
 pub mod pool;
 pub mod probe;
 mod run;
@@ -302,7 +303,10 @@ impl ContainerBackend {
             api = %engine.api_version(),
             "connected to the container engine"
         );
-        let _ = self.api_version.set(*engine.api_version());
+        if self.api_version.set(*engine.api_version()).is_ok() {
+            // Once per backend: what killed or cut-off processes left behind.
+            leftovers::sweep(engine.docker()).await;
+        }
         Ok(engine)
     }
 
