@@ -104,7 +104,7 @@ pub enum SlotReset {
     /// The whole of an ordinary run's memory (its first 40 MiB) is copied back
     /// from the snapshot and stays mapped, so the next instance in the slot takes no page
     /// fault on it. Best where runs share a process (each fault there interrupts the other
-    /// cores: 439 to 747 trivial runs/s, two at once) and for latency (0.23 ms a trivial
+    /// cores: 439 to 852–869 trivial runs/s, two at once) and for latency (0.23 ms a trivial
     /// run with its instance made ahead); the copy, about 20 MiB a run, is what bounds a
     /// process that does nothing else. The default.
     #[default]
@@ -112,7 +112,7 @@ pub enum SlotReset {
     /// Only the pages the run wrote are copied back and kept (wasmtime's `PAGEMAP_SCAN`
     /// reset, which stops after 32 separate runs of pages and unmaps the rest): the least
     /// copying, for processes that run one strategy at a time side by side (`batch`'s
-    /// workers: 1,017 trivial runs/s on 2 cores, against 665 with `Resident`).
+    /// workers: 925–1,017 trivial runs/s on 2 cores, against 665 with `Resident`).
     Written,
     /// One slot and nothing kept: a backend that serves a single run and is dropped
     /// (`stratbox run`).
