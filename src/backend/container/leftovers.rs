@@ -26,18 +26,24 @@ pub const OWNER_LABEL: &str = "org.stratbox.owner";
 pub fn owner() -> &'static str {
     static OWNER: OnceLock<String> = OnceLock::new();
     OWNER.get_or_init(|| {
-        let (boot, namespace) = this_boot().unwrap_or_else(|| ("unknown".into(), "unknown".into()));
+        let (boot, namespace) = this_boot().unwrap_or(("unknown", "unknown"));
         format!("{boot}/{namespace}/{}", std::process::id())
     })
 }
 
-/// This machine's boot id and this process's PID namespace.
-fn this_boot() -> Option<(String, String)> {
-    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
-    let namespace = namespace.to_string_lossy();
-    let inode = namespace.strip_prefix("pid:[")?.strip_suffix(']')?;
-    Some((boot.trim().to_owned(), inode.to_owned()))
+/// This machine's boot id and this process's PID namespace, read once.
+fn this_boot() -> Option<(&'static str, &'static str)> {
+    static BOOT: OnceLock<Option<(String, String)>> = OnceLock::new();
+    let read = || {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+        let namespace = namespace.to_string_lossy();
+        let inode = namespace.strip_prefix("pid:[")?.strip_suffix(']')?;
+        Some((boot.trim().to_owned(), inode.to_owned()))
+    };
+    BOOT.get_or_init(read)
+        .as_ref()
+        .map(|(boot, namespace)| (boot.as_str(), namespace.as_str()))
 }
 
 /// The process an owner label names, if it is a process of this boot and PID namespace

@@ -638,28 +638,36 @@ impl WasmBackend {
                 source: source.into(),
             })?;
 
-        let (mut store, mut runner, permit, fits, spent, lease) = match instance {
+        // A ready instance is charged what its instantiation took, as a new one is: its
+        // memory (which may alone exceed this run's limit: `memory_refused`) and its fuel.
+        let (mut store, mut runner, permit, spent, lease, refused) = match instance {
             Instance::Ready(ready) => {
                 let mut store = ready.store;
-                let fits = state.adopt(&mut store);
-                let lease = ready.lease;
+                let refused = if !state.adopt(&mut store) {
+                    Some(wasmtime::Error::msg(
+                        "the snapshot exceeds the memory limit",
+                    ))
+                } else if limits.metering == Metering::Fuel && ready.fuel >= limits.fuel {
+                    Some(wasmtime::Error::new(Trap::OutOfFuel))
+                } else {
+                    None
+                };
+                let runner = Some(ready.runner);
                 (
                     store,
-                    Some(ready.runner),
+                    runner,
                     ready.permit,
-                    fits,
                     ready.fuel,
-                    lease,
+                    ready.lease,
+                    refused,
                 )
             }
             Instance::New(slot) => {
                 let mut store = Store::new(&compiled.engine, state);
                 store.limiter(|state| &mut state.memory);
-                (store, None, slot, true, 0, None)
+                (store, None, slot, 0, None, None)
             }
         };
-        // What a ready instance's instantiation burnt is charged as a cold one's is.
-        let out_of_fuel = limits.metering == Metering::Fuel && spent >= limits.fuel;
         let started = Instant::now();
         let deadline = started + limits.wall_time;
         // A CPU-bound guest comes back to the host at regular points: every
@@ -687,14 +695,8 @@ impl WasmBackend {
         // The timer ends a run at those points, and runs blocked in a host call
         // (sleeping, reading stdin) that no check in the guest can reach.
         let result = tokio::time::timeout_at(deadline.into(), async {
-            if !fits {
-                // The instance's own memory exceeds this run's limit (`memory_refused`).
-                return Err(wasmtime::Error::msg(
-                    "the snapshot exceeds the memory limit",
-                ));
-            }
-            if out_of_fuel {
-                return Err(wasmtime::Error::new(Trap::OutOfFuel));
+            if let Some(refused) = refused {
+                return Err(refused);
             }
             let runner = match runner.take() {
                 Some(runner) => runner,

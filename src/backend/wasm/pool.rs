@@ -270,7 +270,7 @@ impl Shared {
 }
 
 /// The filler's loop: drops retired stores and instantiates until the pool is stopped.
-fn fill(shared: &Arc<Shared>, filler: &Filler) {
+fn fill(shared: &Shared, filler: &Filler) {
     let runtime = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(runtime) => runtime,
         Err(err) => {
