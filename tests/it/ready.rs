@@ -213,3 +213,38 @@ async fn a_small_pool_never_hangs_with_instances_ready_for_two_metering_modes() 
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_run_leaves_its_reset_to_the_backend_and_the_next_run_in_its_slot_starts_clean() {
+    // One slot and no instance kept ready: every run is alone, so each leaves its store to
+    // the backend's thread and returns; the next run waits for that slot, which comes
+    // back only once the store is dropped and the memory reset from the snapshot.
+    let one = Sandbox::builder().pool_size(1).build();
+    let policy = unvalidated("");
+    for round in 0..6 {
+        let source = format!(
+            "import json, sys\n\
+             seen = (hasattr(json, 'LEAK'), 'leak' in sys.modules, 'COUNTER' in globals())\n\
+             json.LEAK = sys.modules['leak'] = COUNTER = {round}\n\
+             print(seen)"
+        );
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(60),
+            run(&one, false, &source, b"", None, &policy),
+        )
+        .await
+        .expect("a run waited a minute for the one slot");
+        assert_ended(&outcome, Status::Ok, None);
+        assert_eq!(outcome.stdout, "(False, False, False)\n", "round {round}");
+    }
+    let wasm = one.wasm().expect("guest");
+    assert!(
+        wasm.wait_ready(policy.limits.metering, Duration::from_secs(60))
+            .expect("compiled"),
+        "the last run's store was dropped"
+    );
+    assert_eq!(
+        wasm.ready_taken(policy.limits.metering).expect("compiled"),
+        0
+    );
+}

@@ -106,7 +106,9 @@ pub enum SlotReset {
     /// fault on it. Best where runs share a process (each fault there interrupts the other
     /// cores: 439 to 852–869 trivial runs/s, two at once) and for latency (0.23 ms a trivial
     /// run with its instance made ahead); the copy, about 20 MiB a run, is what bounds a
-    /// process that does nothing else. The default.
+    /// process that does nothing else. A run that ends while no other is in flight leaves
+    /// that copy to a thread of the backend and returns its outcome first (a trivial run
+    /// with its instance made in the run: 4.1 to 2.5 ms in `stratbox bench`). The default.
     #[default]
     Resident,
     /// Only the pages the run wrote are copied back and kept (wasmtime's `PAGEMAP_SCAN`
@@ -271,8 +273,9 @@ struct Compiled {
     virtual_pre: RunnerPre<HostState>,
     cache_use: CacheUse,
     ticker_stop: Arc<AtomicBool>,
-    /// Instances of `pre` made ahead of the runs that take them ([`pool`]); `None` when
-    /// the backend keeps none.
+    /// Instances of `pre` made ahead of the runs that take them ([`pool`]), and the
+    /// thread that drops finished runs' stores; `None` for a [`SlotReset::OneShot`]
+    /// backend that keeps no instance ready.
     ready: Option<ReadyPool>,
 }
 
@@ -352,6 +355,8 @@ pub struct WasmBackend {
     slots: Arc<tokio::sync::Semaphore>,
     /// The slots ready instances hold, across metering modes.
     held: Arc<pool::HeldSlots>,
+    /// Runs in flight, across metering modes.
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for WasmBackend {
@@ -404,6 +409,7 @@ impl WasmBackend {
             compiled: Mutex::new(Vec::new()),
             slots: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
             held: Arc::new(pool::HeldSlots::new(pool_size as usize)),
+            running: Arc::default(),
         })
     }
 
@@ -505,9 +511,12 @@ impl WasmBackend {
                 }
             })?;
         }
-        let ready = match self.ready {
-            0 => None,
-            target => Some(
+        // With no instance to keep ready the pool's thread only drops stores (see `run`):
+        // kept under `Resident`, whose reset copies, not for a backend that runs once nor
+        // for `batch`'s workers, which run one strategy at a time beside each other.
+        let ready = match (self.ready, self.reset) {
+            (0, SlotReset::OneShot | SlotReset::Written) => None,
+            (target, _) => Some(
                 ReadyPool::start(
                     target as usize,
                     Arc::clone(&self.held),
@@ -571,6 +580,7 @@ impl WasmBackend {
     async fn run(&self, job: &Job<'_>, policy: &Policy) -> Result<Execution, WasmError> {
         let limits = &policy.limits;
         let compiled = self.compiled(limits.metering)?;
+        let running = Running::start(&self.running);
         let determinism = policy.determinism();
         // A ready instance when there is one (never for a deterministic run: its clocks
         // are linked at instantiation), else a slot to instantiate one in.
@@ -728,13 +738,16 @@ impl WasmBackend {
         let memory_refused = memory.refused();
         let scratch_full = store.data().scratch.ran_out();
         let overflowed = stdout.overflowed() || stderr.overflowed();
-        // Dropping the store resets its slot: with a ready pool its thread does that,
-        // after the outcome is out.
+        // Dropping the store resets its slot (about 1.5 ms for a trivial run under
+        // `Resident`): the pool's thread does that after the outcome is out when instances
+        // are kept ready, or when this run is the only one in flight. Under load, with
+        // none ready, the run drops its own: the thread's changes to the process's
+        // mappings would interrupt the other runs' cores (`docs/BENCHMARKS.md`).
         match &compiled.ready {
-            Some(pool) => pool.retire((store, permit)),
-            None => drop((store, permit)),
+            Some(pool) if self.ready > 0 || running.alone() => pool.retire((store, permit)),
+            _ => drop((store, permit)),
         }
-        drop(lease);
+        drop((lease, running));
 
         let (out, out_cut) = stdout.take();
         let (err, err_cut) = stderr.take();
@@ -808,6 +821,27 @@ impl WasmBackend {
         execution.exit_code = exit_code;
         execution.message = message;
         Ok(execution)
+    }
+}
+
+/// A run in flight, counted while it lives.
+struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+
+    /// Whether no other run is in flight.
+    fn alone(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 1
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

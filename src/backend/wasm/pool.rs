@@ -10,6 +10,11 @@
 //! its own when none is ready: the pool never makes a run wait), gives it the run's own
 //! host state, calls the strategy once, and hands the store back to be dropped.
 //!
+//! A `Resident` backend that keeps no instance ready still has the thread, with a target
+//! of none: it only drops the stores of runs that ended while no other was in flight, so
+//! that a lone request's outcome does not wait for its slot's reset (see
+//! `WasmBackend::run`).
+//!
 //! What a ready instance holds, and why nothing carries from one strategy to the next:
 //! - it was instantiated from the snapshot and never called: no strategy, and no code of
 //!   the runner, has run in it (only the component's start functions, as in every
