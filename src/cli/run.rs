@@ -111,7 +111,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
         written.context("the run's audit record was not written")?;
     }
     // The process ends here: a wasm run's engine, compiled code and slot need no
-    // orderly teardown, and unmapping them was about 5 % of a trivial `stratbox run`. A
+    // orderly teardown, and unmapping them cost a trivial `stratbox run` about 2 ms of
+    // its 13 (`docs/BENCHMARKS.md`). A
     // container run's sandbox is dropped as usual (its engine connection, its guards).
     if outcome.backend == Some(stratbox::BackendKind::Wasm) {
         std::mem::forget(sandbox);

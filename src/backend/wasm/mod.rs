@@ -277,8 +277,8 @@ struct Compiled {
     cache_use: CacheUse,
     ticker_stop: Arc<AtomicBool>,
     /// Instances of `pre` made ahead of the runs that take them ([`pool`]), and the
-    /// thread that drops finished runs' stores; `None` for a [`SlotReset::OneShot`]
-    /// backend that keeps no instance ready.
+    /// thread that drops finished runs' stores; `None` when the backend keeps no instance
+    /// ready and its runs drop their own stores (`OneShot`, `Written`).
     ready: Option<ReadyPool>,
 }
 
@@ -359,7 +359,7 @@ pub struct WasmBackend {
     /// The slots ready instances hold, across metering modes.
     held: Arc<pool::HeldSlots>,
     /// Runs in flight, across metering modes.
-    running: Arc<std::sync::atomic::AtomicUsize>,
+    running: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for WasmBackend {
@@ -412,7 +412,7 @@ impl WasmBackend {
             compiled: Mutex::new(Vec::new()),
             slots: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
             held: Arc::new(pool::HeldSlots::new(pool_size as usize)),
-            running: Arc::default(),
+            running: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
