@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds the wasm guest, wasm/build/stratbox-guest.wasm, from runner.py, guest_app.py and
-# modules.txt with the pinned componentize-py (installed into .venv on first use).
+# modules.txt with the pinned componentize-py (installed into .venv on first use), then
+# drops its debug names (strip_names.py): the same guest with them, for profilers that
+# should show CPython's function names, is kept as wasm/build/stratbox-guest.names.wasm
+# (run it with STRATBOX_GUEST=wasm/build/stratbox-guest.names.wasm).
 #
 #   wasm/build.sh            build if any input changed
 #   wasm/build.sh --force    build unconditionally
@@ -22,7 +25,8 @@ if ! "$cpy" --version 2>/dev/null | grep -qx "componentize-py $want_version"; th
     "$venv/bin/pip" install --quiet --require-hashes --no-deps -r "$wasm/requirements.txt"
 fi
 
-inputs=("$wasm/runner.py" "$wasm/guest_app.py" "$wasm/modules.txt" "$wasm/wit/world.wit" "$wasm/requirements.txt")
+inputs=("$wasm/runner.py" "$wasm/guest_app.py" "$wasm/modules.txt" "$wasm/wit/world.wit"
+    "$wasm/requirements.txt" "$wasm/strip_names.py" "$wasm/build.sh")
 stamp="$wasm/build/inputs.sha256"
 digest=$(cat "${inputs[@]}" | sha256sum | cut -d' ' -f1)
 if [[ "${1:-}" != "--force" && -f "$out" && -f "$stamp" && "$(cat "$stamp")" == "$digest" ]]; then
@@ -51,6 +55,8 @@ echo "stratbox: building the wasm guest (componentize-py $want_version)" >&2
 # standard library and the app is bundled.
 (cd "$app" && env -u VIRTUAL_ENV "$cpy" -d "$wasm/wit" -w runner componentize guest_app \
     -p "$app" -o "$out.tmp" >/dev/null)
-mv "$out.tmp" "$out"
+python3 "$wasm/strip_names.py" "$out.tmp" "$out.stripped"
+mv "$out.tmp" "$wasm/build/stratbox-guest.names.wasm"
+mv "$out.stripped" "$out"
 echo "$digest" > "$stamp"
 echo "stratbox: guest ready: $out ($(du -h "$out" | cut -f1))" >&2

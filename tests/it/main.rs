@@ -16,6 +16,8 @@ mod container;
 mod determinism;
 /// Generated data against the interpreters; the host's inventory against CPython's.
 mod generated;
+/// The built guest: its debug names dropped, nothing else.
+mod guest;
 /// Every honest fixture passes `check` and ends `ok`, with the same stdout, on every backend
 /// it routes to.
 #[cfg(feature = "test-docker")]
