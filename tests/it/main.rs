@@ -7,6 +7,9 @@ mod common;
 mod audit;
 /// `stratbox batch`: one outcome per request line, bad lines `invalid`, exit codes.
 mod batch;
+/// What the build makes: the guest without its debug names, the binary position-independent
+/// with packed relocations.
+mod built;
 /// The command line: arguments, exit codes, bad input, output formats.
 mod cli;
 /// The container backend: confinement, limits, outcomes and cleanup against the real engine.
@@ -16,8 +19,6 @@ mod container;
 mod determinism;
 /// Generated data against the interpreters; the host's inventory against CPython's.
 mod generated;
-/// The built guest: its debug names dropped, nothing else.
-mod guest;
 /// Every honest fixture passes `check` and ends `ok`, with the same stdout, on every backend
 /// it routes to.
 #[cfg(feature = "test-docker")]
