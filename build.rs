@@ -3,8 +3,8 @@
 //!
 //! The binary is position-independent, so that its own code is loaded at a random address.
 //! The dynamic loader then fixes up some 46,000 pointers at every start. As `RELA` entries
-//! they fill 1.1 MB, which the loader reads and walks one by one: about 0.4 ms and 75 page
-//! faults of a whole `stratbox run` (docs/BENCHMARKS.md). Packed, they fill 16 KB. The
+//! they fill 1.1 MB, which the loader reads and walks one by one: about 0.3 ms and 70 page
+//! faults of a whole `stratbox run` (docs/BENCHMARKS.md). Packed, they fill 12 KB. The
 //! binary stays position-independent, with the same read-only relocations afterwards.
 //!
 //! Packing needs a linker that knows `-z pack-relative-relocs` (GNU ld 2.38, lld 15) and a
