@@ -112,8 +112,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     // The process ends here: a wasm run's engine, compiled code and slot need no
     // orderly teardown, and unmapping them cost a trivial `stratbox run` about 2 ms of
-    // its 13 (`docs/BENCHMARKS.md`). A
-    // container run's sandbox is dropped as usual (its engine connection, its guards).
+    // its 13 (`docs/BENCHMARKS.md`). A container run's sandbox is dropped as usual (its
+    // engine connection, its guards).
     if outcome.backend == Some(stratbox::BackendKind::Wasm) {
         std::mem::forget(sandbox);
     }

@@ -25,8 +25,8 @@ mod scratch;
 pub mod workers;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -273,7 +273,7 @@ struct Compiled {
     component: Component,
     /// The same guest linked to the virtual clocks, for deterministic runs: linked on the
     /// first such run (0.2 ms of every start otherwise).
-    virtual_pre: std::sync::OnceLock<RunnerPre<HostState>>,
+    virtual_pre: OnceLock<RunnerPre<HostState>>,
     cache_use: CacheUse,
     ticker_stop: Arc<AtomicBool>,
     /// Instances of `pre` made ahead of the runs that take them ([`pool`]), and the
@@ -359,7 +359,7 @@ pub struct WasmBackend {
     /// The slots ready instances hold, across metering modes.
     held: Arc<pool::HeldSlots>,
     /// Runs in flight, across metering modes.
-    running: std::sync::atomic::AtomicUsize,
+    running: AtomicUsize,
 }
 
 impl std::fmt::Debug for WasmBackend {
@@ -412,7 +412,7 @@ impl WasmBackend {
             compiled: Mutex::new(Vec::new()),
             slots: Arc::new(tokio::sync::Semaphore::new(pool_size as usize)),
             held: Arc::new(pool::HeldSlots::new(pool_size as usize)),
-            running: std::sync::atomic::AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
         })
     }
 
@@ -550,7 +550,7 @@ impl WasmBackend {
             engine,
             pre,
             component,
-            virtual_pre: std::sync::OnceLock::new(),
+            virtual_pre: OnceLock::new(),
             cache_use,
             ticker_stop,
             ready,
@@ -578,6 +578,19 @@ impl WasmBackend {
                 path: self.guest.display(),
                 source: boxed(source),
             })
+    }
+
+    /// The guest linked to the virtual clocks of deterministic runs, linked on the first
+    /// such run. Two first runs at once may both link; one result is kept.
+    fn virtual_pre<'c>(
+        &self,
+        compiled: &'c Compiled,
+    ) -> Result<&'c RunnerPre<HostState>, WasmError> {
+        if let Some(pre) = compiled.virtual_pre.get() {
+            return Ok(pre);
+        }
+        let pre = self.link(&compiled.engine, &compiled.component, true)?;
+        Ok(compiled.virtual_pre.get_or_init(|| pre))
     }
 
     async fn run(&self, job: &Job<'_>, policy: &Policy) -> Result<Execution, WasmError> {
@@ -638,13 +651,7 @@ impl WasmBackend {
             clock: determinism.map(|d| VirtualClock::new(limits.fuel, d.clock_start)),
         };
         let pre = match determinism {
-            Some(_) => match compiled.virtual_pre.get() {
-                Some(pre) => pre,
-                None => {
-                    let pre = self.link(&compiled.engine, &compiled.component, true)?;
-                    compiled.virtual_pre.get_or_init(|| pre)
-                }
-            },
+            Some(_) => self.virtual_pre(&compiled)?,
             None => &compiled.pre,
         };
         let seed = determinism.map(|d| d.seed);
@@ -834,10 +841,10 @@ impl WasmBackend {
 }
 
 /// A run in flight, counted while it lives.
-struct Running<'a>(&'a std::sync::atomic::AtomicUsize);
+struct Running<'a>(&'a AtomicUsize);
 
 impl<'a> Running<'a> {
-    fn start(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+    fn start(count: &'a AtomicUsize) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
         Self(count)
     }
