@@ -1,8 +1,10 @@
 //! `stratbox bench`: what isolation costs, measured side by side with native Python.
 //!
 //! A fixed set of [`WORKLOADS`] runs through every [`Mode`] in the same run, interleaved:
-//! for run `i`, every mode runs each workload once, in an order rotated by `i`, so that
-//! machine drift (other work, thermal limits, page cache) affects all modes alike. Each
+//! for run `i`, every mode runs each workload once, in the order of row `i` of a
+//! carry-over balanced design (each mode follows every other equally often), so that
+//! machine drift (other work, thermal limits, page cache) and what one mode leaves behind
+//! for the next affect all modes alike. Each
 //! cell then reports p50, p95 and min, and the ratio of its p50 to native's p50.
 //!
 //! Every measured run must end `ok`: a failed sample is a [`BenchError::Failed`] carrying
@@ -463,7 +465,7 @@ pub async fn run(
     let total = live.len() * config.runs;
     let mut samples = Vec::with_capacity(total);
     for run in 1..=config.runs {
-        for (workload, mode) in rotated(&live, run) {
+        for (workload, mode) in run_order(&live, run) {
             let ms = match runner.sample(workload, mode, run).await? {
                 Ok(ms) => ms,
                 Err(reason) => {
@@ -522,9 +524,12 @@ pub async fn run(
     })
 }
 
-/// The order of run `run`: workloads rotated by the run index, and within each workload
-/// the modes rotated by it too, so that no mode always runs first or right after another.
-fn rotated<T: Copy>(cells: &[(&'static Workload, T)], run: usize) -> Vec<(&'static Workload, T)> {
+/// The order of run `run`: the workloads, and within each workload its modes, in row
+/// `run` of a [`williams`] design. A mode is measured right after every other mode equally
+/// often, so that what one mode leaves behind (a process just exited, caches and TLB cold,
+/// a store still being dropped) weighs on all modes alike. A plain rotation would not do:
+/// it keeps the cyclic order, so a mode would always follow the same neighbour.
+fn run_order<T: Copy>(cells: &[(&'static Workload, T)], run: usize) -> Vec<(&'static Workload, T)> {
     let mut groups: Vec<Vec<(&'static Workload, T)>> = Vec::new();
     for &cell in cells {
         match groups.last_mut() {
@@ -532,18 +537,38 @@ fn rotated<T: Copy>(cells: &[(&'static Workload, T)], run: usize) -> Vec<(&'stat
             _ => groups.push(vec![cell]),
         }
     }
-    if !groups.is_empty() {
-        let shift = run % groups.len();
-        groups.rotate_left(shift);
-    }
-    groups
+    williams(groups.len(), run)
         .into_iter()
-        .flat_map(|mut group| {
-            let shift = run % group.len();
-            group.rotate_left(shift);
-            group
+        .flat_map(|g| {
+            let group = &groups[g];
+            williams(group.len(), run).into_iter().map(|m| group[m])
         })
         .collect()
+}
+
+/// Row `row` of a Williams design for `n` treatments (a carry-over balanced Latin square):
+/// a permutation of `0..n` in which, over `n` consecutive rows (`2n` when `n` is odd, the
+/// rows then also reversed), every treatment comes first equally often and follows every
+/// other treatment equally often: once for even `n`, twice for odd `n`.
+fn williams(n: usize, row: usize) -> Vec<usize> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let rows = if n.is_multiple_of(2) { n } else { 2 * n };
+    let row = row % rows;
+    // The first row is 0, 1, n-1, 2, n-2, ...; the others shift it by the row's index.
+    let mut order: Vec<usize> = (0..n)
+        .map(|k| match k {
+            0 => 0,
+            k if k % 2 == 1 => k.div_ceil(2),
+            k => n - k / 2,
+        })
+        .map(|first| (first + row) % n)
+        .collect();
+    if row >= n {
+        order.reverse();
+    }
+    order
 }
 
 fn describe_policy(policy: &Policy) -> String {
@@ -875,8 +900,47 @@ impl<'a> Runner<'a> {
     }
 
     /// One run of `workload` in `mode`: its wall time in ms, or `Ok(Err(reason))` when
-    /// the sandbox reports itself unavailable.
+    /// the sandbox reports itself unavailable. Returns once what the run left to do in
+    /// this process is done too ([`Runner::settle`]).
     async fn sample(
+        &self,
+        workload: &'static Workload,
+        mode: Mode,
+        run: usize,
+    ) -> Result<Result<f64, String>, BenchError> {
+        let sample = self.measure(workload, mode, run).await;
+        self.settle(mode);
+        sample
+    }
+
+    /// Waits, untimed, until the in-process wasm backend `mode` ran on has done what it
+    /// does after a run, off the request path: dropping the run's store (the slot's
+    /// reset) and making the next ready instance. Otherwise that work would overlap the
+    /// next sample, of whatever mode, on this machine's other core and in this process's
+    /// address space. A request that does not follow the last one at once finds it done.
+    fn settle(&self, mode: Mode) {
+        let (sandbox, metering) = match mode {
+            Mode::Wasm => (&self.sandbox, self.config.policy.limits.metering),
+            Mode::WasmEpoch => (&self.sandbox, Metering::Epoch),
+            Mode::WasmReady => (&self.ready, self.config.policy.limits.metering),
+            Mode::Native
+            | Mode::NativeIsolated
+            | Mode::NativeNearest
+            | Mode::WasmCli
+            | Mode::Serve
+            | Mode::Container
+            | Mode::ContainerPool
+            | Mode::ServeContainer => return,
+        };
+        // Blocks this thread, as `ready_sample` does; a backend that cannot be had ran
+        // nothing to wait for.
+        if let Ok(wasm) = sandbox.wasm() {
+            let _settled = wasm.wait_ready(metering, POOL_FILL_TIMEOUT);
+        }
+    }
+
+    /// One run of `workload` in `mode`, timed (see [`Runner::sample`]).
+    async fn measure(
         &self,
         workload: &'static Workload,
         mode: Mode,
@@ -1310,12 +1374,70 @@ mod tests {
     }
 
     #[test]
-    fn rotation_moves_every_mode_to_the_front() {
-        let cells: Vec<(&'static Workload, Mode)> = [Mode::Native, Mode::Wasm, Mode::Container]
-            .into_iter()
-            .map(|mode| (&WORKLOADS[0], mode))
+    fn every_row_of_the_design_is_an_order_of_all_the_modes() {
+        for n in 0..=9 {
+            for row in 0..40 {
+                let mut order = williams(n, row);
+                order.sort_unstable();
+                assert_eq!(order, (0..n).collect::<Vec<_>>(), "n {n}, row {row}");
+            }
+        }
+    }
+
+    #[test]
+    fn over_a_cycle_every_mode_comes_first_and_follows_every_other_equally_often() {
+        for n in 2..=9_usize {
+            let rows = if n.is_multiple_of(2) { n } else { 2 * n };
+            let mut firsts = vec![0; n];
+            let mut follows = vec![vec![0; n]; n];
+            for row in 0..rows {
+                let order = williams(n, row);
+                firsts[order[0]] += 1;
+                for pair in order.windows(2) {
+                    follows[pair[0]][pair[1]] += 1;
+                }
+            }
+            let each = rows / n;
+            assert_eq!(firsts, vec![each; n], "n {n}");
+            for (a, row) in follows.iter().enumerate() {
+                for (b, &count) in row.iter().enumerate() {
+                    let want = if a == b { 0 } else { each };
+                    assert_eq!(count, want, "n {n}: {b} after {a}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn run_order_keeps_workloads_together_and_varies_what_runs_before_a_mode() {
+        let modes = [
+            Mode::Native,
+            Mode::NativeIsolated,
+            Mode::Wasm,
+            Mode::WasmEpoch,
+        ];
+        let cells: Vec<(&'static Workload, Mode)> = WORKLOADS[..2]
+            .iter()
+            .flat_map(|workload| modes.map(|mode| (workload, mode)))
             .collect();
-        let firsts: Vec<Mode> = (0..3).map(|run| rotated(&cells, run)[0].1).collect();
-        assert_eq!(firsts, [Mode::Native, Mode::Wasm, Mode::Container]);
+        let mut before_wasm = Vec::new();
+        for run in 0..modes.len() {
+            let order = run_order(&cells, run);
+            assert_eq!(order.len(), cells.len());
+            // Each workload's modes run one after the other.
+            for half in order.chunks(modes.len()) {
+                assert!(half.iter().all(|cell| std::ptr::eq(cell.0, half[0].0)));
+            }
+            let at = order[..modes.len()]
+                .iter()
+                .position(|cell| cell.1 == Mode::Wasm)
+                .expect("wasm runs");
+            before_wasm.push(at.checked_sub(1).map(|i| order[i].1));
+        }
+        // The rotation this replaces always put the same mode right before `wasm`.
+        let mut distinct = before_wasm.clone();
+        distinct.sort_by_key(|mode| format!("{mode:?}"));
+        distinct.dedup();
+        assert_eq!(distinct.len(), modes.len(), "{before_wasm:?}");
     }
 }
