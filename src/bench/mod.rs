@@ -4,8 +4,8 @@
 //! for run `i`, every mode runs each workload once, in the order of row `i` of a
 //! carry-over balanced design (each mode follows every other equally often), so that
 //! machine drift (other work, thermal limits, page cache) and what one mode leaves behind
-//! for the next affect all modes alike. Each
-//! cell then reports p50, p95 and min, and the ratio of its p50 to native's p50.
+//! for the next affect all modes alike. Each cell then reports p50, p95 and min, and the
+//! ratio of its p50 to native's p50.
 //!
 //! Every measured run must end `ok`: a failed sample is a [`BenchError::Failed`] carrying
 //! the strategy's stderr, never a number. A mode that cannot run here (no engine, image or
@@ -863,23 +863,7 @@ impl<'a> Runner<'a> {
                 None => Err("the bench's server was not started".to_owned()),
             },
             Mode::Wasm | Mode::WasmEpoch | Mode::WasmReady | Mode::WasmCli => {
-                let metering = match mode {
-                    Mode::WasmEpoch => Metering::Epoch,
-                    Mode::Wasm
-                    | Mode::WasmReady
-                    | Mode::WasmCli
-                    | Mode::Native
-                    | Mode::NativeIsolated
-                    | Mode::NativeNearest
-                    | Mode::Serve
-                    | Mode::Container
-                    | Mode::ContainerPool
-                    | Mode::ServeContainer => self.config.policy.limits.metering,
-                };
-                let sandbox = match mode {
-                    Mode::WasmReady => &self.ready,
-                    _ => &self.sandbox,
-                };
+                let (sandbox, metering) = self.wasm_sandbox(mode);
                 let wasm = sandbox
                     .wasm()
                     .and_then(|wasm| wasm.prepare(metering))
@@ -919,23 +903,32 @@ impl<'a> Runner<'a> {
     /// next sample, of whatever mode, on this machine's other core and in this process's
     /// address space. A request that does not follow the last one at once finds it done.
     fn settle(&self, mode: Mode) {
-        let (sandbox, metering) = match mode {
-            Mode::Wasm => (&self.sandbox, self.config.policy.limits.metering),
+        if matches!(mode, Mode::Wasm | Mode::WasmEpoch | Mode::WasmReady) {
+            let (sandbox, metering) = self.wasm_sandbox(mode);
+            // Blocks this thread, as `ready_sample` does; a backend that cannot be had ran
+            // nothing to wait for.
+            if let Ok(wasm) = sandbox.wasm() {
+                let _settled = wasm.wait_ready(metering, POOL_FILL_TIMEOUT);
+            }
+        }
+    }
+
+    /// The sandbox and metering a wasm mode uses in this process (for `wasm-cli`, the
+    /// sandbox whose compiled guest its processes load from the cache); the configured
+    /// metering for the modes that have no sandbox here.
+    fn wasm_sandbox(&self, mode: Mode) -> (&Sandbox, Metering) {
+        match mode {
             Mode::WasmEpoch => (&self.sandbox, Metering::Epoch),
             Mode::WasmReady => (&self.ready, self.config.policy.limits.metering),
-            Mode::Native
+            Mode::Wasm
+            | Mode::WasmCli
+            | Mode::Native
             | Mode::NativeIsolated
             | Mode::NativeNearest
-            | Mode::WasmCli
             | Mode::Serve
             | Mode::Container
             | Mode::ContainerPool
-            | Mode::ServeContainer => return,
-        };
-        // Blocks this thread, as `ready_sample` does; a backend that cannot be had ran
-        // nothing to wait for.
-        if let Ok(wasm) = sandbox.wasm() {
-            let _settled = wasm.wait_ready(metering, POOL_FILL_TIMEOUT);
+            | Mode::ServeContainer => (&self.sandbox, self.config.policy.limits.metering),
         }
     }
 
@@ -1436,7 +1429,7 @@ mod tests {
         }
         // The rotation this replaces always put the same mode right before `wasm`.
         let mut distinct = before_wasm.clone();
-        distinct.sort_by_key(|mode| format!("{mode:?}"));
+        distinct.sort();
         distinct.dedup();
         assert_eq!(distinct.len(), modes.len(), "{before_wasm:?}");
     }
